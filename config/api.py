@@ -1,0 +1,140 @@
+"""The REST API v1: mounts each app's router and turns every error into one JSON shape.
+
+``{"error": {"code", "message", "fields"?}}``, never an HTML page, never a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from config.api_support import BearerTokenAuth
+from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from tokens.auth import AuthenticationFailed
+
+logger = logging.getLogger("keyward.api")
+
+api = NinjaAPI(
+    title="Keyward API",
+    version="1",
+    description=(
+        "Manage API tokens, groups, members, IP filters, the security policy and the audit log "
+        "of a Keyward organization. Authenticate with `Authorization: Bearer <token>`."
+    ),
+    auth=BearerTokenAuth(),
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def error_response(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    **extra: Any,
+) -> HttpResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    body.update(extra)
+    return api.create_response(request, {"error": body}, status=status)
+
+
+@api.exception_handler(AuthenticationFailed)
+def on_authentication_failed(request: HttpRequest, exc: AuthenticationFailed) -> HttpResponse:
+    if exc.status == 429:
+        response = error_response(request, 429, "too_many_requests", exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after or 60)
+        return response
+    if exc.status == 403:
+        return error_response(request, 403, "address_not_allowed", exc.message)
+    response = error_response(request, 401, "unauthenticated", exc.message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="keyward", error="invalid_token"'
+    return response
+
+
+@api.exception_handler(AuthenticationError)
+def on_ninja_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return on_authentication_failed(request, AuthenticationFailed("missing"))
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    if hasattr(exc, "error_dict"):
+        fields = {
+            name: [str(m) for e in errors for m in e.messages]
+            for name, errors in exc.error_dict.items()
+        }
+    else:
+        fields = {"__all__": list(exc.messages)}
+    return error_response(request, 400, "validation_error", "The request is not valid.", fields)
+
+
+@api.exception_handler(NinjaValidationError)
+def on_schema_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    fields: dict[str, list[str]] = {}
+    for error in exc.errors:
+        location = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "query", "path", "payload")
+        ]
+        fields.setdefault(".".join(location) or "body", []).append(str(error.get("msg", "invalid")))
+    return error_response(request, 400, "validation_error", "The request is not valid.", fields)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return error_response(request, 400, "validation_error", "The request body is over 64 KiB.")
+
+
+@api.exception_handler(NotFound)
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(Forbidden)
+def on_forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
+    extra = {"permission": exc.permission} if exc.permission else {}
+    return error_response(request, 403, "forbidden", exc.message, **extra)
+
+
+@api.exception_handler(PolicyViolation)
+def on_policy_violation(request: HttpRequest, exc: PolicyViolation) -> HttpResponse:
+    return error_response(request, 403, "policy_violation", exc.message, setting=exc.setting)
+
+
+@api.exception_handler(VersionConflict)
+def on_version_conflict(request: HttpRequest, exc: VersionConflict) -> HttpResponse:
+    return error_response(
+        request, 409, "version_conflict", exc.message, currentVersion=exc.current_version
+    )
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    code = {400: "validation_error", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "error"
+    )
+    return error_response(request, exc.status_code, code, str(exc))
+
+
+@api.get("/health", auth=None, tags=["meta"], summary="Liveness check")
+def health(request: HttpRequest) -> dict[str, str]:
+    """Answers 200 while the application serves requests; needs no token."""
+    return {"status": "ok"}
+
+
+from orgs.api import router as orgs_router  # noqa: E402 (routers import this module's helpers)
+
+api.add_router("", orgs_router)

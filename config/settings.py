@@ -1,0 +1,303 @@
+"""Keyward settings, read from the environment.
+
+Development (the default, ``DJANGO_DEBUG`` unset or true) generates its own secret key and
+token pepper once and keeps them in ``.local/secrets.json`` (git-ignored). Production
+(``DJANGO_DEBUG=false``) refuses to start unless every secret comes from the environment.
+"""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".local"
+
+# Values that must never sign anything in production (copied from an example or a tutorial).
+KNOWN_DEFAULT_SECRETS = frozenset({"", "changeme", "change-me", "secret", "insecure", "dev"})
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def local_development_secrets() -> dict[str, str]:
+    """Return the development secrets, creating them on first use (never used in production)."""
+    path = LOCAL_DIR / "secrets.json"
+    if not path.exists():
+        LOCAL_DIR.mkdir(exist_ok=True)
+        generated = {
+            "secret_key": secrets.token_urlsafe(50),
+            "token_pepper": f"dev1:{secrets.token_urlsafe(32)}",
+        }
+        try:
+            # O_EXCL: two processes starting at once agree on the first file written.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(generated, handle)
+    for _attempt in range(50):
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:  # another process is still writing it
+            import time
+
+            time.sleep(0.02)
+    raise ImproperlyConfigured(f"{path} is not valid JSON; delete it to regenerate.")
+
+
+def parse_peppers(raw: str) -> list[tuple[str, bytes]]:
+    """Parse ``id:secret,id:secret`` into (id, key) pairs, oldest first, newest last."""
+    peppers: list[tuple[str, bytes]] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        pepper_id, separator, secret = item.partition(":")
+        if not separator or not pepper_id.isalnum() or len(pepper_id) > 16:
+            raise ImproperlyConfigured(
+                "KEYWARD_TOKEN_PEPPERS must be a comma-separated list of id:secret pairs "
+                "with an alphanumeric id of at most 16 characters, e.g. 'p1:<random>'."
+            )
+        if len(secret) < 32 or secret.lower() in KNOWN_DEFAULT_SECRETS:
+            raise ImproperlyConfigured(
+                f"KEYWARD_TOKEN_PEPPERS entry {pepper_id!r} is too short: use at least 32 "
+                "random characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
+        peppers.append((pepper_id, secret.encode()))
+    if len({pepper_id for pepper_id, _ in peppers}) != len(peppers):
+        raise ImproperlyConfigured("KEYWARD_TOKEN_PEPPERS has the same id twice.")
+    return peppers
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+if DEBUG:
+    _local = local_development_secrets()
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _local["secret_key"]
+    _peppers_raw = os.environ.get("KEYWARD_TOKEN_PEPPERS") or _local["token_pepper"]
+else:
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+    if len(SECRET_KEY) < 50 or SECRET_KEY.lower() in KNOWN_DEFAULT_SECRETS:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is missing or too short: production (DJANGO_DEBUG=false) needs "
+            "a random value of at least 50 characters."
+        )
+    _peppers_raw = os.environ.get("KEYWARD_TOKEN_PEPPERS", "")
+    if not _peppers_raw.strip():
+        raise ImproperlyConfigured(
+            "KEYWARD_TOKEN_PEPPERS is missing: production (DJANGO_DEBUG=false) needs at least "
+            "one id:secret pair to digest API tokens."
+        )
+
+KEYWARD_TOKEN_PEPPERS = parse_peppers(_peppers_raw)
+if not KEYWARD_TOKEN_PEPPERS:
+    raise ImproperlyConfigured("KEYWARD_TOKEN_PEPPERS holds no id:secret pair.")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS is missing: production needs the host names Keyward is served on."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# Only the socket address counts unless a proxy is named here; a forged X-Forwarded-For from
+# anyone else is ignored.
+KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "orgs",
+    "policies",
+    "tokens",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "config.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "orgs.middleware.HtmxLoginRedirectMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+            "builtins": ["template_partials.templatetags.partials"],
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers and one writer work at once (live-server tests, runserver threads);
+    # IMMEDIATE makes a writing transaction take its lock up front instead of failing midway.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        "PRAGMA busy_timeout=10000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["TEST"] = (
+    {"NAME": os.environ.get("DJANGO_TEST_DATABASE_NAME")}
+    if (os.environ.get("DJANGO_TEST_DATABASE_NAME"))
+    else {}
+)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "orgs.User"
+AUTHENTICATION_BACKENDS = ["orgs.backends.HumanUserBackend"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Human passwords only: API tokens are 256-bit random values digested with HMAC-SHA256.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "keyward",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# Request bodies: the API refuses anything over 64 KiB; forms never need more.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# Headers and cookies.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 60 * 60 * 12
+KEYWARD_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if KEYWARD_TRUSTED_PROXIES:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "keyward@localhost")
+
+# Bearer authentication.
+KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
+KEYWARD_AUTH_FAILURE_LIMIT = int(os.environ.get("KEYWARD_AUTH_FAILURE_LIMIT", "100"))
+KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = int(
+    os.environ.get("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", "600")
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_tokens": {"()": "tokens.logging.MaskTokensFilter"}},
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name} {message}", "style": "{"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_tokens"],
+            "formatter": "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("KEYWARD_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

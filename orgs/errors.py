@@ -1,0 +1,53 @@
+"""Domain errors raised by services and translated by views, the API, admin and commands.
+
+Bad input is Django's ``ValidationError`` with a dict of field names; these are the rest.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class NotFound(DomainError):
+    """The object does not exist, or the actor may not see it (the two look the same)."""
+
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    """The actor sees the object but lacks the right or the permission to do this."""
+
+    code = "forbidden"
+
+    def __init__(self, message: str, *, permission: str | None = None) -> None:
+        self.permission = permission
+        super().__init__(message)
+
+
+class PolicyViolation(DomainError):
+    """The organization's security policy forbids this; ``setting`` names the rule."""
+
+    code = "policy_violation"
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+class VersionConflict(DomainError):
+    """Someone changed the object since the caller read it; nothing was changed."""
+
+    code = "version_conflict"
+
+    def __init__(self, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(
+            f"This was changed by someone else since you loaded it (now version "
+            f"{current_version}). Reload and try again."
+        )

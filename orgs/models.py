@@ -1,0 +1,192 @@
+"""Users, organizations, groups, memberships and the append-only audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class UserKind(models.TextChoices):
+    HUMAN = "human", "Human"
+    TECHNICAL = "technical", "Technical"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+class KeywardUserManager(UserManager):
+    def humans(self) -> models.QuerySet[User]:
+        return self.filter(kind=UserKind.HUMAN)
+
+    def technical(self) -> models.QuerySet[User]:
+        return self.filter(kind=UserKind.TECHNICAL)
+
+
+class User(AbstractUser):
+    """A person who signs in, or a technical user that stands behind one org or group token."""
+
+    kind = models.CharField(max_length=10, choices=UserKind.choices, default=UserKind.HUMAN)
+    display_name = models.CharField(max_length=150, blank=True)
+
+    objects = KeywardUserManager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind=UserKind.HUMAN) | Q(is_staff=False, is_superuser=False),
+                name="technical_user_never_staff",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def is_technical(self) -> bool:
+        return self.kind == UserKind.TECHNICAL
+
+
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def for_user(self, user: User) -> OrganizationQuerySet:
+        """Organizations the user is a member of."""
+        return self.filter(memberships__user=user).distinct()
+
+
+class Organization(models.Model):
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Group(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="groups")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="group_slug_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrganizationMembership(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="organization_memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class GroupMembership(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="group_memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "user"], name="one_membership_per_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.group} ({self.role})"
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Audit events cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events cannot be deleted.")
+
+    def for_token(self, token_id: int) -> AuditEventQuerySet:
+        """Events about a token or done through it."""
+        return self.filter(
+            Q(object_type="api_token", object_id=str(token_id)) | Q(via_token_id=token_id)
+        )
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, from where, with what changed. Never updated or deleted.
+
+    Names are copied, not only referenced, so events outlive the tokens and users they name.
+    """
+
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    organization_name = models.CharField(max_length=100, blank=True)
+    group_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    actor_kind = models.CharField(max_length=10)  # human, technical, operator, system
+    via_token_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    via_token_name = models.CharField(max_length=100, blank=True)
+    via_token_partial = models.CharField(max_length=16, blank=True)
+    action = models.CharField(max_length=60, db_index=True)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=40, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-occurred_at"], name="audit_org_time"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit events cannot be deleted.")

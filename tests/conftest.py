@@ -1,0 +1,41 @@
+import pytest
+from django.core.cache import cache
+
+from tests.factories import World, build_world
+from tokens.usage import buffer
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings):
+    """No background flusher, no throttle counters or usage left over between tests."""
+    settings.KEYWARD_USAGE_FLUSH_THREAD = False
+    cache.clear()
+    buffer.clear()
+    yield
+    buffer.clear()
+    cache.clear()
+
+
+@pytest.fixture
+def world(db) -> World:
+    return build_world()
+
+
+@pytest.fixture
+def org_admin(world):
+    return world.principal(world.alice)
+
+
+@pytest.fixture
+def group_admin(world):
+    return world.principal(world.bob)
+
+
+@pytest.fixture
+def member(world):
+    return world.principal(world.carol)
+
+
+@pytest.fixture
+def other_org_admin(world):
+    return world.principal(world.dave, world.globex)

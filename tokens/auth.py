@@ -1,0 +1,186 @@
+"""Bearer authentication: header -> shape and checksum -> HMAC -> one query -> principal.
+
+Used by the API and by anything else that accepts bearer tokens. Every failure has a named
+reason for the log and the tests; clients get one generic message per status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from orgs.models import GroupMembership, OrganizationMembership, Role
+from orgs.principals import Principal
+from policies.rules import address_in, parse_network
+from tokens import secrets as token_format
+from tokens.models import TokenScope, TokenSecret, TokenStatus
+from tokens.usage import buffer as usage_buffer
+
+logger = logging.getLogger("keyward.auth")
+
+GENERIC_MESSAGE = "Invalid or missing API token."
+ADDRESS_MESSAGE = "Requests with this token are not allowed from your address."
+THROTTLED_MESSAGE = "Too many failed authentications from your address; try again later."
+
+
+class AuthenticationFailed(Exception):
+    """Why a bearer token was refused. ``reason`` is for logs and tests, never for clients."""
+
+    def __init__(self, reason: str, *, status: int = 401, retry_after: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+    @property
+    def message(self) -> str:
+        if self.status == 403:
+            return ADDRESS_MESSAGE
+        if self.status == 429:
+            return THROTTLED_MESSAGE
+        return GENERIC_MESSAGE
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    wrote_usage: bool
+
+
+def _failure_key(address: str | None) -> str:
+    return f"keyward:auth-failures:{address or 'unknown'}"
+
+
+def _check_throttle(address: str | None) -> None:
+    failures = cache.get(_failure_key(address), 0)
+    if failures >= settings.KEYWARD_AUTH_FAILURE_LIMIT:
+        raise AuthenticationFailed(
+            "throttled", status=429, retry_after=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
+        )
+
+
+def _count_failure(address: str | None) -> None:
+    key = _failure_key(address)
+    if cache.add(key, 1, timeout=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS):
+        return
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS)
+
+
+def token_from_header(header: str | None) -> str:
+    """Extract the token from ``Bearer <token>``; raise AuthenticationFailed otherwise."""
+    if not header:
+        raise AuthenticationFailed("missing")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthenticationFailed("malformed")
+    return value.strip()
+
+
+def lookup_queryset():  # noqa: ANN201 (a QuerySet of TokenSecret with annotations)
+    """The one query of the authenticated path: secret, token, user, organization, policy."""
+    owner_role = OrganizationMembership.objects.filter(
+        user=OuterRef("token__user"), organization=OuterRef("token__organization")
+    ).values("role")[:1]
+    owner_group_admin = GroupMembership.objects.filter(
+        user=OuterRef("token__user"),
+        group__organization=OuterRef("token__organization"),
+        role=Role.ADMIN,
+    )
+    return TokenSecret.objects.select_related(
+        "token__user",
+        "token__organization__security_policy__organization_tokens",
+        "token__organization__security_policy__group_tokens",
+        "token__organization__security_policy__personal_tokens",
+        "token__group",
+        "token__ip_filter",
+    ).annotate(owner_role=Subquery(owner_role), owner_group_admin=Exists(owner_group_admin))
+
+
+def authenticate(
+    header: str | None, address: str | None, *, now: datetime | None = None
+) -> Authenticated:
+    """Turn an Authorization header into a principal, or raise AuthenticationFailed."""
+    now = now or timezone.now()
+    try:
+        _check_throttle(address)
+        raw = token_from_header(header)
+        try:
+            token_format.parse(raw)
+        except token_format.MalformedToken as error:
+            raise AuthenticationFailed(
+                "bad_checksum" if str(error) == "bad checksum" else "malformed"
+            ) from None
+        digests = {
+            token_format.digest(raw, pepper): pepper_id
+            for pepper_id, pepper in settings.KEYWARD_TOKEN_PEPPERS
+        }
+        secret = lookup_queryset().filter(digest__in=list(digests)).first()
+        if secret is None:
+            raise AuthenticationFailed("unknown")
+        expected = token_format.digest(raw, dict(settings.KEYWARD_TOKEN_PEPPERS)[secret.pepper_id])
+        if not hmac.compare_digest(expected, secret.digest):
+            raise AuthenticationFailed("unknown")
+        principal = _check(secret, raw, address, now)
+    except AuthenticationFailed as failure:
+        if failure.status == 401 and failure.reason != "missing":
+            _count_failure(address)
+        logger.info("Bearer authentication refused: %s from %s", failure.reason, address)
+        raise
+    wrote = usage_buffer.record(
+        token=principal.token, secret_id=secret.pk, address=address, now=now
+    )
+    return Authenticated(principal=principal, wrote_usage=wrote)
+
+
+def _check(secret: TokenSecret, raw: str, address: str | None, now: datetime) -> Principal:
+    token = secret.token
+    if token_format.SCOPE_BY_PREFIX[raw[: token_format.PREFIX_LENGTH]] != token.scope:
+        raise AuthenticationFailed("unknown")
+    if not secret.is_valid(now):
+        raise AuthenticationFailed("secret_ended")
+    if token.status == TokenStatus.REVOKED:
+        raise AuthenticationFailed("revoked")
+    if token.is_expired(now):
+        raise AuthenticationFailed("expired")
+    if not token.user.is_active:
+        raise AuthenticationFailed("user_inactive")
+    policy = token.organization.security_policy.for_scope(token.scope)
+    if not policy.allowed:
+        raise AuthenticationFailed("scope_disallowed")
+    owner_role = secret.owner_role if token.scope == TokenScope.PERSONAL else None
+    if token.scope == TokenScope.PERSONAL and owner_role is None:
+        raise AuthenticationFailed("owner_not_member")
+    if (
+        policy.enforced_ip_filter_id is not None
+        and token.ip_filter_id != policy.enforced_ip_filter_id
+    ):
+        # Applying a policy gives every token its enforced filter; anything else is refused.
+        raise AuthenticationFailed("enforced_filter_missing", status=403)
+    if address is None:
+        if token.ip_filter_id is not None or token.allowed_addresses:
+            raise AuthenticationFailed("address_unknown", status=403)
+    else:
+        if token.ip_filter_id is not None and not token.ip_filter.decide(address).allowed:
+            raise AuthenticationFailed("ip_filter", status=403)
+        if token.allowed_addresses and not address_in(
+            [parse_network(entry) for entry in token.allowed_addresses], address
+        ):
+            raise AuthenticationFailed("allowed_addresses", status=403)
+    return Principal(
+        user=token.user,
+        organization=token.organization,
+        org_role=owner_role,
+        token=token,
+        address=address,
+        owner_is_group_admin=bool(secret.owner_group_admin),
+    )

@@ -1,0 +1,46 @@
+"""Durations as people write them: ``90m``, ``12h``, ``30d``. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day"}
+MAX_DURATION = timedelta(days=3650)
+_PATTERN = re.compile(r"^\s*([1-9][0-9]{0,6})\s*([mhd])\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``<number><m|h|d>``; raise ValueError saying what is accepted."""
+    match = _PATTERN.match(text or "")
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration; write a whole number followed by m, h or d "
+            "(e.g. 90m, 12h, 30d)"
+        )
+    duration = int(match.group(1)) * UNITS[match.group(2).lower()]
+    if duration > MAX_DURATION:
+        raise ValueError("a duration can be at most 3650 days")
+    return duration
+
+
+def format_duration(duration: timedelta) -> str:
+    """Write a duration in its largest whole unit: ``30 days``, ``90 minutes``."""
+    seconds = int(duration.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = int(UNITS[unit].total_seconds())
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {UNIT_NAMES[unit]}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def to_text(duration: timedelta) -> str:
+    """The inverse of parse_duration for whole minutes: ``timedelta(days=30)`` -> ``30d``."""
+    seconds = int(duration.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = int(UNITS[unit].total_seconds())
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise ValueError("not a whole number of minutes")

@@ -1,0 +1,83 @@
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from orgs.errors import DomainError
+from orgs.management.commands.create_org import _messages
+from orgs.models import Organization
+from orgs.principals import Principal
+from tokens.durations import parse_duration
+from tokens.services import DEFAULT, create_token
+
+
+class Command(BaseCommand):
+    help = (
+        "Issue an organization or group token as the operator. Prints only the token on "
+        "standard output (details on standard error), so scripts can capture it: "
+        "TOKEN=$(python manage.py issue_token --org acme --name ci --role admin)"
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--org", required=True, metavar="SLUG", help="The organization.")
+        parser.add_argument("--name", required=True, help="Token name, unique in its scope.")
+        parser.add_argument("--group", metavar="SLUG", help="Issue a group token for this group.")
+        access = parser.add_mutually_exclusive_group(required=True)
+        access.add_argument("--role", choices=["admin", "member"])
+        access.add_argument(
+            "--permission",
+            action="append",
+            metavar="NAME",
+            help="A permission such as api.api-tokens.read; repeat for more.",
+        )
+        parser.add_argument(
+            "--expires-in", metavar="DURATION", help="90m, 12h or 30d (default: the policy's)."
+        )
+        parser.add_argument(
+            "--allowed-address",
+            action="append",
+            default=[],
+            metavar="CIDR",
+            help="Only accept requests from this address or network; repeat for more.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        organization = Organization.objects.filter(slug=options["org"]).first()
+        if organization is None:
+            raise CommandError(f"No organization {options['org']!r}.")
+        group = None
+        if options["group"]:
+            group = organization.groups.filter(slug=options["group"]).first()
+            if group is None:
+                raise CommandError(f"No group {options['group']!r} in {organization.slug}.")
+        expires_at = DEFAULT
+        if options["expires_in"]:
+            try:
+                expires_at = timezone.now() + parse_duration(options["expires_in"])
+            except ValueError as error:
+                raise CommandError(f"--expires-in: {error}") from None
+        try:
+            issued = create_token(
+                actor=Principal.operator(),
+                organization=organization,
+                name=options["name"],
+                scope="group" if group else "organization",
+                group=group,
+                role=options["role"] or "custom",
+                permissions=options["permission"] or [],
+                expires_at=expires_at,
+                allowed_addresses=options["allowed_address"],
+            )
+        except ValidationError as error:
+            raise CommandError(_messages(error)) from None
+        except DomainError as error:
+            raise CommandError(error.message) from None
+        token = issued.token
+        expiry = f"{token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never"
+        sys.stderr.write(
+            f"Issued {token.scope} token {token.name!r} ({token.partial_token}) in "
+            f"{organization.slug}, role {token.role}, expires {expiry}. "
+            "Store it now: it is not shown again.\n"
+        )
+        self.stdout.write(issued.secret)

@@ -1,0 +1,216 @@
+"""API tokens, the digests of their secrets, and their daily use."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from orgs.models import Group, Organization, Role, User
+from policies.models import IpFilter
+from tokens import permissions as catalog
+
+if TYPE_CHECKING:
+    from orgs.principals import Principal
+
+# Expired tokens stay in lists, marked expired, this long after they expire.
+LISTED_AFTER_EXPIRY = timedelta(minutes=5)
+
+
+class TokenScope(models.TextChoices):
+    ORGANIZATION = "organization", "Organization"
+    GROUP = "group", "Group"
+    PERSONAL = "personal", "Personal"
+
+
+class TokenRole(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+    CUSTOM = "custom", "Custom"
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def visible_to(self, principal: Principal) -> ApiTokenQuerySet:
+        """Tokens the principal may see; everything else is a 404 for them."""
+        if principal.is_operator:
+            if principal.organization is None:
+                return self.all()
+            return self.filter(organization=principal.organization)
+        queryset = self.filter(organization=principal.organization)
+        if principal.token is not None and principal.token.scope == TokenScope.ORGANIZATION:
+            return queryset
+        if principal.token is not None and principal.token.scope == TokenScope.GROUP:
+            return queryset.filter(group=principal.token.group_id)
+        # A human, or a personal token acting as its human owner.
+        if principal.org_role == Role.ADMIN:
+            return queryset
+        return queryset.filter(
+            Q(scope=TokenScope.PERSONAL, user=principal.user)
+            | Q(scope=TokenScope.GROUP, group__in=principal.administered_group_ids)
+        )
+
+    def active(self, now: datetime | None = None) -> ApiTokenQuerySet:
+        now = now or timezone.now()
+        return self.filter(status=TokenStatus.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def listed(self, now: datetime | None = None) -> ApiTokenQuerySet:
+        """Active and revoked tokens, and those expired in the last five minutes."""
+        now = now or timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now - LISTED_AFTER_EXPIRY))
+
+
+class ApiToken(models.Model):
+    """An API token. Its secret is never here: only digests, in TokenSecret."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    scope = models.CharField(max_length=12, choices=TokenScope.choices)
+    name = models.CharField(max_length=100)
+    # The technical user behind an organization or group token; the owner of a personal one.
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    role = models.CharField(max_length=10, choices=TokenRole.choices, default=TokenRole.CUSTOM)
+    permissions = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    allowed_addresses = models.JSONField(default=list, blank=True)
+    ip_filter = models.ForeignKey(
+        IpFilter, null=True, blank=True, on_delete=models.PROTECT, related_name="api_tokens"
+    )
+    status = models.CharField(
+        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=500, blank=True)
+    partial_token = models.CharField(max_length=16)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)
+    modified_at = models.DateTimeField(default=timezone.now)
+    modified_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    modified_by_name = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["organization", "scope", "name"], name="token_org_scope_name"),
+            models.Index(fields=["expires_at"], name="token_expires_at"),
+            models.Index(fields=["status", "revoked_at"], name="token_status_revoked"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                Lower("name"),
+                condition=Q(scope="organization"),
+                name="token_name_unique_in_org",
+            ),
+            models.UniqueConstraint(
+                "group",
+                Lower("name"),
+                condition=Q(scope="group"),
+                name="token_name_unique_in_group",
+            ),
+            models.UniqueConstraint(
+                "organization",
+                "user",
+                Lower("name"),
+                condition=Q(scope="personal"),
+                name="token_name_unique_per_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="group", group__isnull=False)
+                | (~Q(scope="group") & Q(group__isnull=True)),
+                name="token_group_iff_group_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="active", revoked_at__isnull=True)
+                | Q(status="revoked", revoked_at__isnull=False),
+                name="token_revoked_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["admin", "member", "custom"]), name="token_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(scope__in=["organization", "group", "personal"]),
+                name="token_scope_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.partial_token})"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def display_status(self, now: datetime | None = None) -> str:
+        """``active``, ``revoked`` or ``expired`` (expiry is derived, never stored)."""
+        if self.status == TokenStatus.REVOKED:
+            return TokenStatus.REVOKED
+        return "expired" if self.is_expired(now) else TokenStatus.ACTIVE
+
+    def granted_permissions(self) -> frozenset[str]:
+        """The token's own permissions, its role resolved now (not yet capped by an owner)."""
+        return catalog.for_role(self.role, self.scope, self.permissions)
+
+
+class TokenSecret(models.Model):
+    """The digest of one secret of a token. The current one has no end; an old one kept for a
+    grace period after regeneration ends at ``ends_at``."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="secrets")
+    digest = models.CharField(max_length=64, unique=True)
+    pepper_id = models.CharField(max_length=16)
+    partial_token = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["ends_at"], name="secret_ends_at")]
+
+    def __str__(self) -> str:
+        return self.partial_token
+
+    def is_valid(self, now: datetime) -> bool:
+        return self.ends_at is None or self.ends_at > now
+
+
+class TokenUsage(models.Model):
+    """Requests made with a token on one UTC day."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "day"], name="one_usage_row_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_id} {self.day}: {self.count}"
