@@ -135,6 +135,11 @@ def health(request: HttpRequest) -> dict[str, str]:
     return {"status": "ok"}
 
 
-from orgs.api import router as orgs_router  # noqa: E402 (routers import this module's helpers)
+# Routers import this module's helpers, so they are mounted last.
+from orgs.api import router as orgs_router  # noqa: E402
+from policies.api import router as policies_router  # noqa: E402
+from tokens.api import router as tokens_router  # noqa: E402
 
 api.add_router("", orgs_router)
+api.add_router("", tokens_router)
+api.add_router("", policies_router)

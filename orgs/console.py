@@ -1,0 +1,35 @@
+"""Console plumbing shared by every page under ``/o/<org_slug>/``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+
+from orgs.models import Organization
+from orgs.principals import Principal
+from policies.addresses import client_address
+
+
+def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Resolve ``org_slug`` to an organization the signed-in person belongs to (else 404) and
+    set ``request.organization`` and ``request.principal`` for the view."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        organization = Organization.objects.filter(
+            slug=org_slug, memberships__user=request.user
+        ).first()
+        if organization is None:
+            raise Http404("No such organization.")
+        request.organization = organization  # type: ignore[attr-defined]
+        request.principal = Principal.for_member(  # type: ignore[attr-defined]
+            request.user, organization, address=client_address(request)
+        )
+        return view(request, *args, **kwargs)
+
+    return wrapper
