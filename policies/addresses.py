@@ -7,8 +7,6 @@ A forged ``X-Forwarded-For`` from anyone else is ignored.
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.http import HttpRequest
 from ipware import get_client_ip
@@ -16,30 +14,31 @@ from ipware import get_client_ip
 from policies.rules import parse_address
 
 
-def _is_trusted_proxy(address: str) -> bool:
-    try:
-        parsed = parse_address(address)
-    except ValueError:
-        return False
-    for entry in settings.KEYWARD_TRUSTED_PROXIES:
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            continue
-        if parsed.version == network.version and parsed in network:
-            return True
-    return False
+class _Forwarded:
+    """The part of a request django-ipware reads: its META."""
+
+    def __init__(self, meta: dict[str, str]) -> None:
+        self.META = meta
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The address a request comes from, normalized (IPv4-mapped IPv6 unwrapped)."""
+    """The address a request comes from, normalized (IPv4-mapped IPv6 unwrapped).
+
+    ``KEYWARD_TRUSTED_PROXIES`` lists the proxy hops in front of Keyward, outermost first
+    (each an address or CIDR). The socket peer is appended to the forwarded chain, so the
+    chain only counts when the peer itself is the last trusted proxy; then the hop before
+    the proxies is the client. Anything else falls back to the socket address.
+    """
     remote = request.META.get("REMOTE_ADDR", "") or ""
     address = remote
-    if settings.KEYWARD_TRUSTED_PROXIES and _is_trusted_proxy(remote):
+    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.KEYWARD_TRUSTED_PROXIES and forwarded_for and remote:
+        chain = f"{forwarded_for}, {remote}"
         forwarded, _routable = get_client_ip(
-            request,
-            proxy_order="right-most",
+            _Forwarded({"HTTP_X_FORWARDED_FOR": chain, "REMOTE_ADDR": remote}),
+            proxy_order="left-most",
             proxy_trusted_ips=settings.KEYWARD_TRUSTED_PROXIES,
+            request_header_order=["HTTP_X_FORWARDED_FOR"],
         )
         if forwarded:
             address = forwarded

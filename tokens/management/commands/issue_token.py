@@ -1,5 +1,3 @@
-import sys
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -75,9 +73,9 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         token = issued.token
         expiry = f"{token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never"
-        sys.stderr.write(
+        self.stderr.write(
             f"Issued {token.scope} token {token.name!r} ({token.partial_token}) in "
             f"{organization.slug}, role {token.role}, expires {expiry}. "
-            "Store it now: it is not shown again.\n"
+            "Store it now: it is not shown again."
         )
         self.stdout.write(issued.secret)

@@ -1,0 +1,58 @@
+"""Production refuses to start without its secrets; development makes its own."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "k" * 20 + "Zq8x!v2@Lm#9pW4rT6yB1nC3dF5gH7jK0sA",
+    "KEYWARD_TOKEN_PEPPERS": "p1:" + "s" * 16 + "0a9B8c7D6e5F4g3H2i1J",
+    "DJANGO_ALLOWED_HOSTS": "keyward.example.com",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def manage(*args, env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "KEYWARD_TOKEN_PEPPERS", "DJANGO_ALLOWED_HOSTS"]
+)
+def test_production_refuses_to_start_without_a_secret_and_names_the_variable(missing):
+    env = {key: value for key, value in PRODUCTION.items() if key != missing}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+def test_production_refuses_a_short_pepper():
+    result = manage("check", env={**PRODUCTION, "KEYWARD_TOKEN_PEPPERS": "p1:short"})
+    assert result.returncode != 0 and "too short" in result.stderr
+
+
+def test_the_deployment_checklist_passes_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_argon2_hashes_human_passwords(settings):
+    assert settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+def test_peppers_parse_with_ids_and_the_last_one_is_the_newest():
+    from config.settings import parse_peppers
+
+    peppers = parse_peppers("old:" + "a" * 32 + ", new:" + "b" * 32)
+    assert [pepper_id for pepper_id, _ in peppers] == ["old", "new"]

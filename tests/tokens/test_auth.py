@@ -1,0 +1,222 @@
+"""Bearer authentication through the full request cycle: GET /api/v1/me."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth import authenticate as password_authenticate
+from django.utils import timezone
+
+from orgs.models import OrganizationMembership
+from tests.factories import PASSWORD, issue
+from tokens import secrets as token_format
+from tokens.models import ApiToken, TokenSecret, TokenUsage
+from tokens.services import delete_token, regenerate_token, revoke_token
+from tokens.usage import buffer
+
+pytestmark = pytest.mark.django_db
+ME = "/api/v1/me"
+
+
+def me(client, secret, address="127.0.0.1", **headers):
+    return client.get(ME, HTTP_AUTHORIZATION=f"Bearer {secret}", REMOTE_ADDR=address, **headers)
+
+
+def assert_generic_401(response):
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {"code": "unauthenticated", "message": "Invalid or missing API token."}
+    }
+    assert response["WWW-Authenticate"] == 'Bearer realm="keyward", error="invalid_token"'
+
+
+def test_a_valid_organization_token_gets_its_principal(client, world, org_admin):
+    issued = issue(org_admin, name="Reporter", role="member")
+    body = me(client, issued.secret).json()
+    assert body["kind"] == "technical" and body["scope"] == "organization"
+    assert body["userId"] == issued.token.user_id and body["tokenId"] == issued.token.pk
+    assert body["organization"] == {"id": world.acme.pk, "slug": "acme", "name": "Acme Corp"}
+    assert body["group"] is None
+    assert "api.api-tokens.read" in body["permissions"]
+    assert "api.api-tokens.write" not in body["permissions"]
+
+
+def test_a_group_token_names_its_group(client, world, org_admin):
+    issued = issue(org_admin, scope="group", group=world.platform, role="admin")
+    body = me(client, issued.secret).json()
+    assert body["group"] == {"id": world.platform.pk, "slug": "platform", "name": "Platform"}
+    assert "api.organizations.write" not in body["permissions"]
+
+
+def test_a_personal_token_acts_as_its_owner(client, world, member):
+    issued = issue(member, scope="personal", role="member")
+    body = me(client, issued.secret).json()
+    assert body["userId"] == world.carol.pk and body["kind"] == "human"
+
+
+def test_the_authenticated_path_is_exactly_one_query(client, org_admin, django_assert_num_queries):
+    issued = issue(org_admin)
+    assert me(client, issued.secret).status_code == 200  # first use of the minute writes
+    with django_assert_num_queries(1):
+        assert me(client, issued.secret).status_code == 200
+
+
+def test_a_personal_token_of_a_member_also_authenticates_in_one_query(
+    client, member, django_assert_num_queries
+):
+    issued = issue(member, scope="personal", role="admin")
+    me(client, issued.secret)
+    with django_assert_num_queries(1):
+        body = me(client, issued.secret).json()
+    assert "api.api-tokens.read" in body["permissions"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Bearer ", "Basic abc", "Token kwo_abc", "Bearer kwo_short", "Bearer 🙂" * 3],
+)
+def test_missing_or_malformed_headers_get_the_generic_401(client, db, header):
+    response = client.get(ME, HTTP_AUTHORIZATION=header) if header else client.get(ME)
+    assert_generic_401(response)
+
+
+def test_a_bad_checksum_is_refused_without_touching_the_database(
+    client, org_admin, django_assert_num_queries
+):
+    issued = issue(org_admin)
+    flipped = issued.secret[:10] + ("A" if issued.secret[10] != "A" else "B") + issued.secret[11:]
+    with django_assert_num_queries(0):
+        assert_generic_401(me(client, flipped))
+
+
+def test_an_unknown_well_formed_token_gets_the_generic_401(client, db):
+    assert_generic_401(me(client, token_format.generate("organization")))
+
+
+def test_a_revoked_token_fails_at_once(client, org_admin):
+    issued = issue(org_admin)
+    assert me(client, issued.secret).status_code == 200
+    revoke_token(actor=org_admin, token=issued.token)
+    assert_generic_401(me(client, issued.secret))
+
+
+def test_a_deleted_token_fails_at_once(client, org_admin):
+    issued = issue(org_admin)
+    delete_token(actor=org_admin, token=issued.token)
+    assert_generic_401(me(client, issued.secret))
+
+
+def test_an_expired_token_fails_the_moment_it_expires(client, org_admin):
+    issued = issue(org_admin, expires_in=timedelta(hours=1))
+    with time_machine.travel(issued.token.expires_at - timedelta(seconds=1), tick=False):
+        assert me(client, issued.secret).status_code == 200
+    with time_machine.travel(issued.token.expires_at, tick=False):
+        assert_generic_401(me(client, issued.secret))
+
+
+def test_a_regenerated_token_fails_once_its_grace_period_is_over(client, org_admin):
+    issued = issue(org_admin)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as traveller:
+        renewed = regenerate_token(actor=org_admin, token=issued.token, grace=timedelta(days=1))
+        assert me(client, issued.secret).status_code == 200
+        traveller.shift(timedelta(days=1))
+        assert_generic_401(me(client, issued.secret))
+        assert me(client, renewed.secret).status_code == 200
+
+
+def test_a_personal_token_stops_when_its_owner_leaves_the_organization(client, world, member):
+    issued = issue(member, scope="personal", role="member")
+    OrganizationMembership.objects.filter(user=world.carol).delete()
+    assert_generic_401(me(client, issued.secret))
+
+
+def test_an_address_outside_the_allow_list_gets_403_and_inside_gets_200(client, org_admin):
+    issued = issue(org_admin, allowed_addresses=("10.1.0.0/16", "2001:db8::/32"))
+    assert me(client, issued.secret, address="10.1.2.3").status_code == 200
+    assert me(client, issued.secret, address="2001:db8::1").status_code == 200
+    response = me(client, issued.secret, address="10.2.0.1")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "address_not_allowed"
+
+
+def test_a_forged_forwarded_header_does_not_get_past_the_allow_list(client, org_admin):
+    issued = issue(org_admin, allowed_addresses=("10.1.0.0/16",))
+    response = me(client, issued.secret, address="192.0.2.7", HTTP_X_FORWARDED_FOR="10.1.2.3")
+    assert response.status_code == 403
+
+
+def test_a_trusted_proxy_passes_on_the_client_address(client, org_admin, settings):
+    settings.KEYWARD_TRUSTED_PROXIES = ["192.0.2.0/24"]
+    issued = issue(org_admin, allowed_addresses=("10.1.0.0/16",))
+    response = me(client, issued.secret, address="192.0.2.7", HTTP_X_FORWARDED_FOR="10.1.2.3")
+    assert response.status_code == 200
+
+
+def test_a_flood_of_bad_tokens_from_one_address_is_throttled_but_others_work(
+    client, org_admin, settings
+):
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 20
+    issued = issue(org_admin)
+    for _ in range(20):
+        assert (
+            me(client, token_format.generate("organization"), address="203.0.113.9").status_code
+            == 401
+        )
+    response = me(client, token_format.generate("organization"), address="203.0.113.9")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "too_many_requests"
+    assert int(response["Retry-After"]) > 0
+    assert me(client, issued.secret, address="198.51.100.1").status_code == 200
+
+
+def test_last_use_is_written_at_most_once_a_minute_and_no_request_is_lost(client, org_admin):
+    issued = issue(org_admin)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as traveller:
+        for _ in range(5):
+            assert me(client, issued.secret, address="10.9.9.9").status_code == 200
+        token = ApiToken.objects.get(pk=issued.token.pk)
+        assert token.last_used_at == start and token.last_used_address == "10.9.9.9"
+        assert TokenUsage.objects.get(token=token).count == 1  # the rest is buffered
+        traveller.shift(timedelta(seconds=30))
+        me(client, issued.secret)
+        assert ApiToken.objects.get(pk=token.pk).last_used_at == start
+        traveller.shift(timedelta(seconds=31))
+        me(client, issued.secret)
+        assert ApiToken.objects.get(pk=token.pk).last_used_at == start + timedelta(seconds=61)
+        assert TokenUsage.objects.get(token=token).count == 7
+    secret = TokenSecret.objects.get(token=issued.token)
+    assert secret.last_used_at == start + timedelta(seconds=61)
+
+
+def test_buffered_uses_of_an_idle_token_are_flushed(client, org_admin):
+    issued = issue(org_admin)
+    me(client, issued.secret)
+    me(client, issued.secret)
+    assert buffer.pending_count() == 1
+    buffer.flush()
+    assert TokenUsage.objects.get(token=issued.token).count == 2
+
+
+def test_technical_users_can_never_sign_in_with_a_password(org_admin):
+    issued = issue(org_admin)
+    user = issued.token.user
+    user.set_password(PASSWORD)  # even if someone managed to set one
+    user.save()
+    assert password_authenticate(username=user.username, password=PASSWORD) is None
+
+
+def test_technical_users_cannot_sign_in_to_the_console_or_admin(client, org_admin):
+    user = issue(org_admin).token.user
+    user.set_password(PASSWORD)
+    user.save()
+    response = client.post("/login/", {"username": user.username, "password": PASSWORD})
+    assert response.status_code == 200  # the form again, with an error
+    assert "_auth_user_id" not in client.session
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": user.username, "password": PASSWORD}
+    )
+    assert "_auth_user_id" not in client.session
+    client.force_login(user)  # a forged session for a technical user is not honoured
+    assert client.get("/admin/").status_code == 302
