@@ -13,14 +13,13 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from orgs.models import GroupMembership, OrganizationMembership, Role
 from orgs.principals import Principal
 from policies.rules import address_in, parse_network
 from tokens import secrets as token_format
-from tokens.models import TokenScope, TokenSecret, TokenStatus
+from tokens.lookup import SecretRow, find_secret
+from tokens.models import TokenScope, TokenStatus
 from tokens.usage import buffer as usage_buffer
 
 logger = logging.getLogger("keyward.auth")
@@ -86,26 +85,6 @@ def token_from_header(header: str | None) -> str:
     return value.strip()
 
 
-def lookup_queryset():  # noqa: ANN201 (a QuerySet of TokenSecret with annotations)
-    """The one query of the authenticated path: secret, token, user, organization, policy."""
-    owner_role = OrganizationMembership.objects.filter(
-        user=OuterRef("token__user"), organization=OuterRef("token__organization")
-    ).values("role")[:1]
-    owner_group_admin = GroupMembership.objects.filter(
-        user=OuterRef("token__user"),
-        group__organization=OuterRef("token__organization"),
-        role=Role.ADMIN,
-    )
-    return TokenSecret.objects.select_related(
-        "token__user",
-        "token__organization__security_policy__organization_tokens",
-        "token__organization__security_policy__group_tokens",
-        "token__organization__security_policy__personal_tokens",
-        "token__group",
-        "token__ip_filter",
-    ).annotate(owner_role=Subquery(owner_role), owner_group_admin=Exists(owner_group_admin))
-
-
 def authenticate(
     header: str | None, address: str | None, *, now: datetime | None = None
 ) -> Authenticated:
@@ -124,13 +103,14 @@ def authenticate(
             token_format.digest(raw, pepper): pepper_id
             for pepper_id, pepper in settings.KEYWARD_TOKEN_PEPPERS
         }
-        secret = lookup_queryset().filter(digest__in=list(digests)).first()
-        if secret is None:
+        found = find_secret(list(digests))
+        if found is None:
             raise AuthenticationFailed("unknown")
+        secret = found.secret
         expected = token_format.digest(raw, dict(settings.KEYWARD_TOKEN_PEPPERS)[secret.pepper_id])
         if not hmac.compare_digest(expected, secret.digest):
             raise AuthenticationFailed("unknown")
-        principal = _check(secret, raw, address, now)
+        principal = _check(found, raw, address, now)
     except AuthenticationFailed as failure:
         if failure.status == 401 and failure.reason != "missing":
             _count_failure(address)
@@ -142,7 +122,8 @@ def authenticate(
     return Authenticated(principal=principal, wrote_usage=wrote)
 
 
-def _check(secret: TokenSecret, raw: str, address: str | None, now: datetime) -> Principal:
+def _check(found: SecretRow, raw: str, address: str | None, now: datetime) -> Principal:
+    secret = found.secret
     token = secret.token
     if token_format.SCOPE_BY_PREFIX[raw[: token_format.PREFIX_LENGTH]] != token.scope:
         raise AuthenticationFailed("unknown")
@@ -154,10 +135,10 @@ def _check(secret: TokenSecret, raw: str, address: str | None, now: datetime) ->
         raise AuthenticationFailed("expired")
     if not token.user.is_active:
         raise AuthenticationFailed("user_inactive")
-    policy = token.organization.security_policy.for_scope(token.scope)
+    policy = found.scope_policy
     if not policy.allowed:
         raise AuthenticationFailed("scope_disallowed")
-    owner_role = secret.owner_role if token.scope == TokenScope.PERSONAL else None
+    owner_role = found.owner_role if token.scope == TokenScope.PERSONAL else None
     if token.scope == TokenScope.PERSONAL and owner_role is None:
         raise AuthenticationFailed("owner_not_member")
     if (
@@ -182,5 +163,5 @@ def _check(secret: TokenSecret, raw: str, address: str | None, now: datetime) ->
         org_role=owner_role,
         token=token,
         address=address,
-        owner_is_group_admin=bool(secret.owner_group_admin),
+        owner_is_group_admin=found.owner_is_group_admin,
     )

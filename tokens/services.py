@@ -115,7 +115,7 @@ def _lock(token: ApiToken, expected_version: int | None) -> ApiToken:
     """Reload the token under a row lock and check the caller's version against it."""
     try:
         locked = (
-            ApiToken.objects.select_for_update()
+            ApiToken.objects.select_for_update(of=("self",))
             .select_related("organization", "ip_filter")
             .get(pk=token.pk)
         )
