@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> dict:
     organization = organization_with_tokens("benchauth", args.tokens)
     issued = create_token(
         actor=Principal.operator(organization=organization, label="bench"),
-        organization=organization, name=f"bench me {organization.api_tokens.count()}",
-        role="member", expires_at=None,
+        organization=organization,
+        name=f"bench me {organization.api_tokens.count()}",
+        role="member",
+        expires_at=None,
     )
     client = Client()
     header = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
@@ -42,19 +44,26 @@ def main(argv: list[str] | None = None) -> dict:
     with CaptureQueriesContext(connection) as queries:
         for _ in range(100):
             client.get("/api/v1/me", **header)
-    writes = [q for q in queries.captured_queries
-              if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
+    writes = [
+        q
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
+    ]
     buffer.flush()
     ratio = median_ms(me) / median_ms(health)
-    return report("bearer authentication cost", database, [
-        ("tokens in the table", organization.api_tokens.count(), "100,000"),
-        ("health median ms", median_ms(health), ""),
-        ("me median ms", median_ms(me), ""),
-        ("me p99 ms", percentile_ms(me, 0.99), ""),
-        ("ratio me/health", round(ratio, 3), "<= 1.3"),
-        ("queries per authenticated request", len(queries.captured_queries) / 100, "1"),
-        ("writes in 100 requests within a minute", len(writes), "0"),
-    ])
+    return report(
+        "bearer authentication cost",
+        database,
+        [
+            ("tokens in the table", organization.api_tokens.count(), "100,000"),
+            ("health median ms", median_ms(health), ""),
+            ("me median ms", median_ms(me), ""),
+            ("me p99 ms", percentile_ms(me, 0.99), ""),
+            ("ratio me/health", round(ratio, 3), "<= 1.3"),
+            ("queries per authenticated request", len(queries.captured_queries) / 100, "1"),
+            ("writes in 100 requests within a minute", len(writes), "0"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -84,9 +84,13 @@ def report(name: str, database: str, rows: list[tuple[str, object, str]]) -> dic
     print(f"\n{name} ({database})")
     print(f"{'figure'.ljust(width)}  {'value':>14}  goal")
     for figure, value, goal in rows:
-        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}" if isinstance(
-            value, int
-        ) else str(value)
+        shown = (
+            f"{value:,.3f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else str(value)
+        )
         print(f"{figure.ljust(width)}  {shown:>14}  {goal}")
     result = {
         "benchmark": name,

@@ -26,16 +26,25 @@ def main(argv: list[str] | None = None) -> dict:
     actor = Principal.operator(organization=organization, label="bench")
     start = time.perf_counter()
     for index in range(args.count):
-        create_token(actor=actor, organization=organization, name=f"created {index}",
-                     role="member", expires_at=None)
+        create_token(
+            actor=actor,
+            organization=organization,
+            name=f"created {index}",
+            role="member",
+            expires_at=None,
+        )
     elapsed = time.perf_counter() - start
     Organization.objects.filter(pk=organization.pk).delete()
-    return report("token creation", database, [
-        ("tokens created", args.count, ""),
-        ("seconds", round(elapsed, 3), ""),
-        ("tokens per second", round(args.count / elapsed, 1), ">= 500 on SQLite"),
-        ("ms per token", round(elapsed / args.count * 1000, 3), ""),
-    ])
+    return report(
+        "token creation",
+        database,
+        [
+            ("tokens created", args.count, ""),
+            ("seconds", round(elapsed, 3), ""),
+            ("tokens per second", round(args.count / elapsed, 1), ">= 500 on SQLite"),
+            ("ms per token", round(elapsed / args.count * 1000, 3), ""),
+        ],
+    )
 
 
 if __name__ == "__main__":

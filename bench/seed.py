@@ -28,8 +28,12 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
             actor=Principal.operator(label="bench"), slug=slug, name=slug.title()
         )
     admin, _ = User.objects.get_or_create(username=f"{slug}-admin")
-    set_member(actor=Principal.operator(label="bench"), organization=organization, user=admin,
-               role=Role.ADMIN)
+    set_member(
+        actor=Principal.operator(label="bench"),
+        organization=organization,
+        user=admin,
+        role=Role.ADMIN,
+    )
     existing = ApiToken.objects.filter(organization=organization).count()
     now = timezone.now()
     from django.conf import settings
@@ -40,18 +44,26 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
         with transaction.atomic():
             users = User.objects.bulk_create(
                 [
-                    User(username=f"token.{slug}.bulk.{existing + index}", kind="technical",
-                         display_name=f"bulk {existing + index}", password="!")
+                    User(
+                        username=f"token.{slug}.bulk.{existing + index}",
+                        kind="technical",
+                        display_name=f"bulk {existing + index}",
+                        password="!",
+                    )
                     for index in range(size)
                 ]
             )
             tokens = ApiToken.objects.bulk_create(
                 [
                     ApiToken(
-                        organization=organization, scope="organization",
-                        name=f"bulk token {existing + index:07d}", user=user, role="member",
+                        organization=organization,
+                        scope="organization",
+                        name=f"bulk token {existing + index:07d}",
+                        user=user,
+                        role="member",
                         expires_at=now + timedelta(days=30 + index % 300),
-                        partial_token="kwo_…bulk", created_by_name="bench",
+                        partial_token="kwo_…bulk",
+                        created_by_name="bench",
                         modified_by_name="bench",
                     )
                     for index, user in enumerate(users)
@@ -60,10 +72,14 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
             secrets = []
             for token in tokens:
                 secret = token_format.generate("organization")
-                secrets.append(TokenSecret(
-                    token=token, digest=token_format.digest(secret, pepper), pepper_id=pepper_id,
-                    partial_token=token_format.partial(secret),
-                ))
+                secrets.append(
+                    TokenSecret(
+                        token=token,
+                        digest=token_format.digest(secret, pepper),
+                        pepper_id=pepper_id,
+                        partial_token=token_format.partial(secret),
+                    )
+                )
             TokenSecret.objects.bulk_create(secrets)
         existing += size
     return organization
