@@ -283,6 +283,15 @@ KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = int(
     os.environ.get("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", "600")
 )
 
+# Console sign-in: failures allowed per account and per address within the window.
+KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = int(
+    os.environ.get("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", "10")
+)
+KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = int(
+    os.environ.get("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", "50")
+)
+KEYWARD_SIGNIN_WINDOW_SECONDS = int(os.environ.get("KEYWARD_SIGNIN_WINDOW_SECONDS", "900"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
