@@ -1,48 +1,61 @@
 """The client address of a request.
 
 Only the socket address counts unless it belongs to a proxy named in
-``KEYWARD_TRUSTED_PROXIES``; then django-ipware reads the forwarding headers that proxy sets.
-A forged ``X-Forwarded-For`` from anyone else is ignored.
+``KEYWARD_TRUSTED_PROXIES``; then the ``X-Forwarded-For`` chain is read from the right, one
+trusted proxy at a time, and the first hop that is not a trusted proxy is the client. A forged
+``X-Forwarded-For`` from anyone else is ignored, and a forged prefix sent through a trusted
+proxy is skipped (the proxy appends the real peer after it).
+
+We walk the chain ourselves rather than through django-ipware: its strict chain matching gives
+up when a client sends its own header through the proxy, and giving up meant using the
+proxy's own address, which a filter allowing the internal network would let through.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from functools import lru_cache
+
 from django.conf import settings
 from django.http import HttpRequest
-from ipware import get_client_ip
 
-from policies.rules import parse_address
+from policies.rules import Address, Network, parse_address
+
+MAX_HOPS = 20
 
 
-class _Forwarded:
-    """The part of a request django-ipware reads: its META."""
+@lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    # Lenient on host bits: "192.0.2.7/24" in a setting means that proxy's block.
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
-    def __init__(self, meta: dict[str, str]) -> None:
-        self.META = meta
+
+def _is_trusted(address: Address, networks: tuple[Network, ...]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The address a request comes from, normalized (IPv4-mapped IPv6 unwrapped).
+    """The address a request comes from, normalized (IPv4-mapped IPv6 unwrapped), or None.
 
-    ``KEYWARD_TRUSTED_PROXIES`` lists the proxy hops in front of Keyward, outermost first
-    (each an address or CIDR). The socket peer is appended to the forwarded chain, so the
-    chain only counts when the peer itself is the last trusted proxy; then the hop before
-    the proxies is the client. Anything else falls back to the socket address.
+    ``KEYWARD_TRUSTED_PROXIES`` lists the proxies in front of Keyward (addresses or CIDR
+    blocks). While the current hop is a trusted proxy, the hop it forwarded for (the right-most
+    remaining ``X-Forwarded-For`` entry) replaces it. None when the socket address is unusable,
+    or a trusted proxy forwarded something that is not an address.
     """
-    remote = request.META.get("REMOTE_ADDR", "") or ""
-    address = remote
-    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if settings.KEYWARD_TRUSTED_PROXIES and forwarded_for and remote:
-        chain = f"{forwarded_for}, {remote}"
-        forwarded, _routable = get_client_ip(
-            _Forwarded({"HTTP_X_FORWARDED_FOR": chain, "REMOTE_ADDR": remote}),
-            proxy_order="left-most",
-            proxy_trusted_ips=settings.KEYWARD_TRUSTED_PROXIES,
-            request_header_order=["HTTP_X_FORWARDED_FOR"],
-        )
-        if forwarded:
-            address = forwarded
     try:
-        return str(parse_address(address))
+        current = parse_address(request.META.get("REMOTE_ADDR", "") or "")
     except ValueError:
         return None
+    trusted = _trusted_networks(tuple(settings.KEYWARD_TRUSTED_PROXIES or ()))
+    if not trusted or not _is_trusted(current, trusted):
+        return str(current)
+    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR", "") or ""
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()][-MAX_HOPS:]
+    for hop in reversed(hops):
+        try:
+            current = parse_address(hop)
+        except ValueError:
+            return None
+        if not _is_trusted(current, trusted):
+            break
+    return str(current)

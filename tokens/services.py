@@ -312,6 +312,16 @@ def create_token(
             "The security policy does not let tokens carry their own IP filter or addresses."
         )
     if policy.enforced_ip_filter_id is not None:
+        if (
+            policy.custom_ip_allowed
+            and ip_filter is not None
+            and ip_filter.pk != policy.enforced_ip_filter_id
+        ):
+            # One filter per token: another one would be silently replaced, so say so.
+            errors.setdefault("ip_filter", []).append(
+                f"The security policy enforces the IP filter "
+                f"{policy.enforced_ip_filter.name!r} on {scope} tokens; choose it or none."
+            )
         ip_filter = policy.enforced_ip_filter
     if errors:
         raise ValidationError(errors)
@@ -385,6 +395,11 @@ def regenerate_token(
     with transaction.atomic():
         token = _lock(token, expected_version)
         policy = _scope_policy(token.organization, token.scope)
+        if not policy.allowed:
+            raise PolicyViolation(
+                f"The security policy does not allow {token.scope} tokens.",
+                setting=f"{token.scope}.allowed",
+            )
         if not policy.regeneration_allowed:
             raise PolicyViolation(
                 "The security policy does not allow regenerating these tokens.",
@@ -413,7 +428,11 @@ def regenerate_token(
             # A regenerated token lives as long as the original was meant to, within policy.
             lifetime = max(token.expires_at - token.created_at, timedelta(minutes=1))
             latest = policy.latest_expiry(now)
-            token.expires_at = min(now + lifetime, latest) if latest else now + lifetime
+            try:
+                renewed = now + lifetime
+            except OverflowError:  # an expiry near the end of the calendar stays where it is
+                renewed = token.expires_at
+            token.expires_at = min(renewed, latest) if latest else renewed
         secret = _new_secret(token, now)
         _touch(token, actor, now)
         token.save()

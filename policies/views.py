@@ -1,0 +1,381 @@
+"""Console pages for IP filters and the security policy. They read a form, call a service, and
+render a page or the partial an HTMX request needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from orgs.console import organization_view
+from orgs.errors import Forbidden, NotFound, VersionConflict
+from policies import rules as ip_rules
+from policies import services
+from policies.forms import AddressTestForm, IpFilterForm, ScopePolicyForm
+from policies.models import SCOPES, IpFilter, SecurityPolicy
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.principal.has_permission(permission):  # type: ignore[attr-defined]
+        raise PermissionDenied(f"This page needs the permission {permission}.")
+
+
+def _visible_filter(request: HttpRequest, filter_id: int) -> IpFilter:
+    return get_object_or_404(
+        IpFilter.objects.visible_to(request.principal).select_related(  # type: ignore[attr-defined]
+            "organization", "created_by", "modified_by"
+        ),
+        pk=filter_id,
+    )
+
+
+def _policy(request: HttpRequest) -> SecurityPolicy:
+    return SecurityPolicy.objects.select_related(
+        "organization_tokens__enforced_ip_filter",
+        "group_tokens__enforced_ip_filter",
+        "personal_tokens__enforced_ip_filter",
+        "modified_by",
+    ).get(organization=request.organization)  # type: ignore[attr-defined]
+
+
+# IP filters ---------------------------------------------------------------------------------
+
+
+@require_GET
+@organization_view
+def ip_filter_list(request: HttpRequest) -> HttpResponse:
+    _require(request, "api.ip-filters.read")
+    policy = _policy(request)
+    enforced: dict[int, list[str]] = {}
+    for scope in SCOPES:
+        filter_id = policy.for_scope(scope).enforced_ip_filter_id
+        if filter_id is not None:
+            enforced.setdefault(filter_id, []).append(scope)
+    filters = list(
+        IpFilter.objects.visible_to(request.principal)  # type: ignore[attr-defined]
+        .annotate(token_count=Count("api_tokens"))
+        .order_by("name")
+    )
+    for ip_filter in filters:
+        ip_filter.enforced_on = enforced.get(ip_filter.pk, [])  # type: ignore[attr-defined]
+    return render(
+        request,
+        "policies/ip_filter_list.html",
+        {
+            "section": "ip-filters",
+            "filters": filters,
+            "can_write": request.principal.has_permission("api.ip-filters.write"),  # type: ignore[attr-defined]
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view
+def ip_filter_create(request: HttpRequest) -> HttpResponse:
+    _require(request, "api.ip-filters.write")
+    form = IpFilterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ip_filter = services.create_ip_filter(
+                actor=request.principal,  # type: ignore[attr-defined]
+                organization=request.organization,  # type: ignore[attr-defined]
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                rules_text=form.cleaned_data["rules_text"],
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
+        else:
+            messages.success(request, f"IP filter {ip_filter.name} created.")
+            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "policies/ip_filter_form.html",
+        {"section": "ip-filters", "form": form, "ip_filter": None},
+    )
+
+
+@require_POST
+@organization_view
+def ip_filter_check(request: HttpRequest) -> HttpResponse:
+    """Check rules as they are typed, saving nothing: the editor's per-line errors."""
+    _require(request, "api.ip-filters.read")
+    form = IpFilterForm(request.POST)
+    form.is_valid()
+    rules: list[ip_rules.Rule] = []
+    try:
+        rules = ip_rules.parse_rules(
+            request.POST.get("rules_text", "")[: services.RULES_MAX_LENGTH]
+        )
+    except ip_rules.RuleSyntaxError as error:
+        form.line_errors = {rule_error.line: rule_error.message for rule_error in error.errors}
+    return render(
+        request,
+        "policies/ip_filter_form.html#rule-check",
+        {"form": form, "checked_rules": rules, "checked": True},
+    )
+
+
+@require_GET
+@organization_view
+def ip_filter_detail(request: HttpRequest, filter_id: int) -> HttpResponse:
+    _require(request, "api.ip-filters.read")
+    ip_filter = _visible_filter(request, filter_id)
+    return _detail_page(request, ip_filter, AddressTestForm(), decision=None)
+
+
+def _detail_page(
+    request: HttpRequest,
+    ip_filter: IpFilter,
+    test_form: AddressTestForm,
+    decision: ip_rules.Decision | None,
+    status: int = 200,
+) -> HttpResponse:
+    tokens, scopes = services.filter_users(ip_filter)
+    lines = ip_filter.rules_text.splitlines()
+    return render(
+        request,
+        "policies/ip_filter_detail.html",
+        {
+            "section": "ip-filters",
+            "ip_filter": ip_filter,
+            "lines": list(enumerate(lines, start=1)),
+            "tokens": tokens,
+            "policy_scopes": scopes,
+            "test_form": test_form,
+            "decision": decision,
+            "can_write": request.principal.has_permission("api.ip-filters.write"),  # type: ignore[attr-defined]
+            "can_delete": request.principal.has_permission("api.ip-filters.delete"),  # type: ignore[attr-defined]
+        },
+        status=status,
+    )
+
+
+@require_GET
+@organization_view
+def ip_filter_test(request: HttpRequest, filter_id: int) -> HttpResponse:
+    """Test an address against the filter: allowed or denied, and the line that decided."""
+    _require(request, "api.ip-filters.read")
+    ip_filter = _visible_filter(request, filter_id)
+    form = AddressTestForm(request.GET)
+    decision = None
+    if form.is_valid():
+        try:
+            decision = services.check_address(
+                ip_filter=ip_filter, address=form.cleaned_data["address"]
+            )
+        except ValidationError as error:
+            for message in error.message_dict.get("address", []):
+                form.add_error("address", message)
+    context = {"ip_filter": ip_filter, "test_form": form, "decision": decision}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "policies/ip_filter_detail.html#test-result", context)
+    return _detail_page(request, ip_filter, form, decision)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view
+def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
+    _require(request, "api.ip-filters.write")
+    ip_filter = _visible_filter(request, filter_id)
+    initial = {
+        "name": ip_filter.name,
+        "description": ip_filter.description,
+        "rules_text": ip_filter.rules_text,
+        "expected_version": ip_filter.version,
+    }
+    form = IpFilterForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ip_filter = services.update_ip_filter(
+                actor=request.principal,  # type: ignore[attr-defined]
+                ip_filter=ip_filter,
+                expected_version=form.cleaned_data["expected_version"],
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                rules_text=form.cleaned_data["rules_text"],
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        except VersionConflict as error:
+            form.add_error(None, error.message)
+        except NotFound:
+            return redirect("policies:ip-filter-list", request.organization.slug)  # type: ignore[attr-defined]
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
+        else:
+            messages.success(request, f"IP filter {ip_filter.name} saved.")
+            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "policies/ip_filter_form.html",
+        {"section": "ip-filters", "form": form, "ip_filter": ip_filter},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view
+def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
+    _require(request, "api.ip-filters.delete")
+    ip_filter = _visible_filter(request, filter_id)
+    tokens, scopes = services.filter_users(ip_filter)
+    refusal = ""
+    if request.method == "POST":
+        try:
+            services.delete_ip_filter(actor=request.principal, ip_filter=ip_filter)  # type: ignore[attr-defined]
+        except services.IpFilterInUse as error:
+            tokens, scopes, refusal = error.tokens, error.policy_scopes, error.summary
+        except NotFound:
+            pass  # deleted meanwhile: the list no longer shows it either way
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
+        if not refusal:
+            messages.success(request, f"IP filter {ip_filter.name} deleted.")
+            return redirect("policies:ip-filter-list", request.organization.slug)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "policies/ip_filter_delete.html",
+        {
+            "section": "ip-filters",
+            "ip_filter": ip_filter,
+            "tokens": tokens,
+            "policy_scopes": scopes,
+            "refusal": refusal,
+        },
+    )
+
+
+# Security policy ----------------------------------------------------------------------------
+
+
+def _policy_forms(
+    request: HttpRequest, policy: SecurityPolicy, data: Any = None
+) -> list[ScopePolicyForm]:
+    filters = IpFilter.objects.visible_to(request.principal).order_by("name")  # type: ignore[attr-defined]
+    return [
+        ScopePolicyForm(
+            data,
+            scope=scope,
+            filters=filters,
+            initial=ScopePolicyForm.initial_for(policy.for_scope(scope)),
+        )
+        for scope in SCOPES
+    ]
+
+
+def _changes(forms: list[ScopePolicyForm]) -> dict[str, dict[str, Any]]:
+    return {form.scope: form.changes() for form in forms}
+
+
+def _attach_errors(forms: list[ScopePolicyForm], error: ValidationError) -> list[str]:
+    """Put ``scope.setting`` errors beside their fields; return the rest."""
+    by_scope = {form.scope: form for form in forms}
+    general = []
+    for key, messages_ in error.message_dict.items():
+        scope, _, setting = key.partition(".")
+        form = by_scope.get(scope)
+        if form is not None and setting in form.fields:
+            for message in messages_:
+                form.add_error(setting, message)
+        else:
+            general.extend(messages_)
+    return general
+
+
+def _policy_page(
+    request: HttpRequest,
+    policy: SecurityPolicy,
+    forms: list[ScopePolicyForm],
+    *,
+    impact: services.PolicyImpact | None = None,
+    errors: list[str] | None = None,
+    template: str = "policies/policy.html",
+) -> HttpResponse:
+    return render(
+        request,
+        template,
+        {
+            "section": "policy",
+            "policy": policy,
+            "forms": forms,
+            "impact": impact,
+            "errors": errors or [],
+            "has_filters": IpFilter.objects.visible_to(request.principal).exists(),  # type: ignore[attr-defined]
+        },
+    )
+
+
+def _preview(
+    request: HttpRequest, policy: SecurityPolicy, forms: list[ScopePolicyForm]
+) -> tuple[services.PolicyImpact | None, list[str]]:
+    if not all(form.is_valid() for form in forms):
+        return None, []
+    try:
+        impact = services.preview_policy_change(
+            actor=request.principal,  # type: ignore[attr-defined]
+            organization=request.organization,  # type: ignore[attr-defined]
+            changes=_changes(forms),
+        )
+    except ValidationError as error:
+        return None, _attach_errors(forms, error)
+    return impact, []
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view
+def policy(request: HttpRequest) -> HttpResponse:
+    """The security policy per kind of token; POST applies a previewed change."""
+    _require(request, "api.security-policies.write")
+    current = _policy(request)
+    if request.method == "GET":
+        return _policy_page(request, current, _policy_forms(request, current))
+    forms = _policy_forms(request, current, request.POST)
+    errors: list[str] = []
+    if all(form.is_valid() for form in forms):
+        try:
+            version = int(request.POST.get("expected_version", ""))
+        except ValueError:
+            version = current.version
+        try:
+            applied = services.update_security_policy(
+                actor=request.principal,  # type: ignore[attr-defined]
+                organization=request.organization,  # type: ignore[attr-defined]
+                changes=_changes(forms),
+                expected_version=version,
+                expected_impact=request.POST.get("expected_impact") or None,
+            )
+        except ValidationError as error:
+            errors = _attach_errors(forms, error)
+        except VersionConflict as error:
+            errors = [error.message]
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
+        else:
+            if applied.setting_changes or applied.touched_tokens:
+                summary = applied.summary(applied=True)
+                details = "".join(f" {line[:1].upper()}{line[1:]}." for line in summary)
+                messages.success(request, f"Security policy saved.{details}")
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect("policies:policy", request.organization.slug)  # type: ignore[attr-defined]
+    impact, preview_errors = _preview(request, _policy(request), forms)
+    return _policy_page(request, current, forms, impact=impact, errors=errors + preview_errors)
+
+
+@require_POST
+@organization_view
+def policy_preview(request: HttpRequest) -> HttpResponse:
+    """What the submitted settings would change, before anything is saved."""
+    _require(request, "api.security-policies.write")
+    current = _policy(request)
+    forms = _policy_forms(request, current, request.POST)
+    impact, errors = _preview(request, current, forms)
+    template = "policies/policy.html#impact" if request.htmx else "policies/policy.html"  # type: ignore[attr-defined]
+    return _policy_page(request, current, forms, impact=impact, errors=errors, template=template)
