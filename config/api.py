@@ -9,12 +9,15 @@ import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from pydantic import ConfigDict
+from pydantic.alias_generators import to_camel
 
-from config.api_support import BearerTokenAuth
+from config.api_support import BearerTokenAuth, JsonParser, UnreadableBody
 from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from tokens.auth import AuthenticationFailed
 
@@ -31,7 +34,17 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=JsonParser(),
 )
+
+
+def field_name(name: str) -> str:
+    """A service's field name as the API spells it: ``allowed_addresses`` -> ``allowedAddresses``,
+    ``personal.max_lifetime`` -> ``personal.maxLifetime``; names already camelCase stay."""
+    return ".".join(
+        part if part.startswith("__") or part != part.lower() else to_camel(part)
+        for part in name.split(".")
+    )
 
 
 def error_response(
@@ -71,7 +84,7 @@ def on_ninja_authentication_error(request: HttpRequest, exc: AuthenticationError
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     if hasattr(exc, "error_dict"):
         fields = {
-            name: [str(m) for e in errors for m in e.messages]
+            field_name(name): [str(m) for e in errors for m in e.messages]
             for name, errors in exc.error_dict.items()
         }
     else:
@@ -86,9 +99,15 @@ def on_schema_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResp
         location = [
             str(part)
             for part in error.get("loc", ())
-            if part not in ("body", "query", "path", "payload")
+            if part not in ("body", "query", "path", "payload", "filters", "paging")
         ]
-        fields.setdefault(".".join(location) or "body", []).append(str(error.get("msg", "invalid")))
+        if error.get("type") == "extra_forbidden":
+            message = "This field is not accepted here."
+        elif error.get("type") == "missing":
+            message = "This field is required."
+        else:
+            message = str(error.get("msg", "invalid"))
+        fields.setdefault(".".join(location) or "body", []).append(message)
     return error_response(request, 400, "validation_error", "The request is not valid.", fields)
 
 
@@ -123,15 +142,49 @@ def on_version_conflict(request: HttpRequest, exc: VersionConflict) -> HttpRespo
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, UnreadableBody):
+        return error_response(request, 400, "validation_error", str(exc.__cause__))
     code = {400: "validation_error", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "error"
     )
     return error_response(request, exc.status_code, code, str(exc))
 
 
-@api.get("/health", auth=None, tags=["meta"], summary="Liveness check")
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # The database is down or restarting: say so briefly and let the client retry; the
+    # connection is replaced on the next request (CONN_HEALTH_CHECKS).
+    logger.warning("Database unavailable in %s %s: %s", request.method, request.path, type(exc))
+    response = error_response(
+        request, 503, "service_unavailable", "The service is briefly unavailable; retry shortly."
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A bug, not bad input: log it with its traceback and answer in the API's shape.
+    logger.exception("Unexpected error in %s %s", request.method, request.path)
+    return error_response(request, 500, "internal_error", "Something went wrong on our side.")
+
+
+class HealthOut(Schema):
+    status: str
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+
+@api.get(
+    "/health",
+    auth=None,
+    response={200: HealthOut},
+    tags=["meta"],
+    summary="Liveness check",
+    description="Answers 200 while the application serves requests; needs no token.",
+)
 def health(request: HttpRequest) -> dict[str, str]:
-    """Answers 200 while the application serves requests; needs no token."""
     return {"status": "ok"}
 
 

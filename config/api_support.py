@@ -1,18 +1,35 @@
-"""What every API router shares: camelCase schemas, bearer authentication, the principal."""
+"""What every API router shares: camelCase schemas, bearer authentication with the permission an
+operation needs, the principal, the JSON body parser, pagination and the error schema."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Schema
+from ninja import Field, Schema
+from ninja.parser import Parser
 from ninja.security.http import HttpAuthBase
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
+from orgs.errors import Forbidden
 from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
+
+# Largest value a database id or counter can hold (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+MAX_OFFSET = 2**31 - 1
+MAX_VERSION = 2**31 - 1
+JSON_CONTENT_TYPES = ("application/json",)
+
+# Error responses every authenticated operation may give; documented on each.
+ERROR_CODES = frozenset({400, 401, 403, 404, 409, 429})
 
 
 class CamelSchema(Schema):
@@ -21,16 +38,186 @@ class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
+class InputSchema(CamelSchema):
+    """A request body or query: unknown fields are refused, text never holds NUL characters
+    (PostgreSQL cannot store them)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=65536
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+# Authentication and permissions --------------------------------------------------------------
+
+
 class BearerTokenAuth(HttpAuthBase):
-    """``Authorization: Bearer <token>``; failures raise tokens.auth.AuthenticationFailed."""
+    """``Authorization: Bearer <token>``, then the permission the operation needs.
+
+    Authentication failures raise tokens.auth.AuthenticationFailed; a missing permission raises
+    Forbidden naming it, before the request body is even read.
+    """
 
     openapi_scheme = "bearer"
     openapi_bearerFormat = "kwo_/kwg_/kwu_ token"
 
+    def __init__(self, permission: str | None = None) -> None:
+        self.permission = permission
+        super().__init__()
+
     def __call__(self, request: HttpRequest) -> Any:
         result = authenticate(request.headers.get("Authorization"), client_address(request))
-        return result.principal
+        principal = result.principal
+        if self.permission is not None and not principal.has_permission(self.permission):
+            raise Forbidden(
+                f"This needs the permission {self.permission}.", permission=self.permission
+            )
+        return principal
+
+
+def requires(permission: str | None) -> BearerTokenAuth:
+    """Authentication for an operation that needs ``permission`` (None: any valid token)."""
+    return BearerTokenAuth(permission)
 
 
 def principal_of(request: HttpRequest) -> Principal:
     return request.auth  # type: ignore[attr-defined]
+
+
+def permission_note(permission: str | None) -> str:
+    if permission is None:
+        return "Needs any valid token."
+    return f"Needs the permission `{permission}`."
+
+
+# Request bodies ------------------------------------------------------------------------------
+
+
+class UnreadableBody(Exception):
+    """The body is not JSON, or not sent as JSON."""
+
+
+class JsonParser(Parser):
+    """Bodies must be JSON sent as ``application/json``; anything else is a 400."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        content_type = (request.content_type or "").lower()
+        if content_type not in JSON_CONTENT_TYPES and not content_type.endswith("+json"):
+            raise UnreadableBody(
+                f"Send the body as JSON with Content-Type: application/json "
+                f"(got {request.content_type or 'none'!r})."
+            )
+        try:
+            return json.loads(request.body)
+        except (ValueError, RecursionError):
+            raise UnreadableBody("The request body is not valid JSON.") from None
+
+
+@contextmanager
+def api_fields(**renames: str) -> Iterator[None]:
+    """Report a service's field names as the client wrote them (``group`` -> ``groupId``)."""
+    try:
+        yield
+    except ValidationError as error:
+        if not hasattr(error, "error_dict"):
+            raise
+        raise ValidationError(
+            {renames.get(name, name): errors for name, errors in error.error_dict.items()}
+        ) from None
+
+
+# Pagination ----------------------------------------------------------------------------------
+
+
+class Paging(InputSchema):
+    limit: int = Field(
+        50, ge=1, le=200, description="How many items, 1 to 200.", json_schema_extra={"example": 50}
+    )
+    offset: int = Field(
+        0,
+        ge=0,
+        le=MAX_OFFSET,
+        description="How many items to skip.",
+        json_schema_extra={"example": 0},
+    )
+
+
+Item = TypeVar("Item")
+
+
+class Page(CamelSchema, Generic[Item]):
+    items: list[Item]
+    count: int = Field(description="How many items match, over all pages.")
+    limit: int
+    offset: int
+
+
+def paginate(queryset: QuerySet, paging: Paging) -> dict[str, Any]:
+    """``{"items", "count", "limit", "offset"}`` for one page of a queryset."""
+    count = queryset.count()
+    items = list(queryset[paging.offset : paging.offset + paging.limit])
+    return {"items": items, "count": count, "limit": paging.limit, "offset": paging.offset}
+
+
+# Errors --------------------------------------------------------------------------------------
+
+
+class ErrorDetail(CamelSchema):
+    code: str = Field(
+        description="validation_error, unauthenticated, forbidden, address_not_allowed, "
+        "policy_violation, not_found, version_conflict, too_many_requests"
+    )
+    message: str
+    fields: dict[str, list[str]] | None = Field(
+        None, description="For validation_error: every bad field and why."
+    )
+    permission: str | None = Field(None, description="For forbidden: the missing permission.")
+    setting: str | None = Field(
+        None, description="For policy_violation: the security policy setting."
+    )
+    current_version: int | None = Field(
+        None, description="For version_conflict: the object's version now."
+    )
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "forbidden",
+                        "message": "This needs the permission api.api-tokens.write.",
+                        "permission": "api.api-tokens.write",
+                    }
+                },
+                {
+                    "error": {
+                        "code": "validation_error",
+                        "message": "The request is not valid.",
+                        "fields": {"name": ["Give the token a name."]},
+                    }
+                },
+            ]
+        }
+    )
+
+
+def responses(success: dict[int, Any]) -> dict[Any, Any]:
+    """An operation's documented answers: its successes and every error shape."""
+    return {**success, ERROR_CODES: ErrorOut}

@@ -3,7 +3,9 @@
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
 
 class SecurityHeadersMiddleware:
@@ -24,4 +26,25 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), clipboard-write=(self)"
         )
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with a plain page (no details) while the database cannot be reached.
+
+    The page is rendered without a request context: the usual one would query the database
+    for the signed-in user.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response.headers["Retry-After"] = "5"
         return response

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from orgs.principals import Principal
 
 
 class UserKind(models.TextChoices):
@@ -66,6 +69,7 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(default=1)
 
     objects = OrganizationQuerySet.as_manager()
 
@@ -76,11 +80,32 @@ class Organization(models.Model):
         return self.name
 
 
+def _group_token_id(principal: Principal) -> int | None:
+    """The group of a group token, whose principal sees only that group."""
+    token = principal.token
+    if token is not None and token.scope == "group":
+        return token.group_id
+    return None
+
+
+class GroupQuerySet(models.QuerySet["Group"]):
+    def visible_to(self, principal: Principal) -> GroupQuerySet:
+        """Every group of the organization, or only its own for a group token."""
+        if principal.is_operator and principal.organization is None:
+            return self.all()
+        queryset = self.filter(organization=principal.organization)
+        group_id = _group_token_id(principal)
+        return queryset if group_id is None else queryset.filter(pk=group_id)
+
+
 class Group(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="groups")
     slug = models.SlugField(max_length=50)
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = GroupQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -92,6 +117,18 @@ class Group(models.Model):
         return self.name
 
 
+class OrganizationMembershipQuerySet(models.QuerySet["OrganizationMembership"]):
+    def visible_to(self, principal: Principal) -> OrganizationMembershipQuerySet:
+        """The organization's members, or only those of its group for a group token."""
+        if principal.is_operator and principal.organization is None:
+            return self.all()
+        queryset = self.filter(organization=principal.organization)
+        group_id = _group_token_id(principal)
+        if group_id is None:
+            return queryset
+        return queryset.filter(user__group_memberships__group_id=group_id)
+
+
 class OrganizationMembership(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="memberships"
@@ -101,6 +138,9 @@ class OrganizationMembership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = OrganizationMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -111,11 +151,24 @@ class OrganizationMembership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+class GroupMembershipQuerySet(models.QuerySet["GroupMembership"]):
+    def visible_to(self, principal: Principal) -> GroupMembershipQuerySet:
+        """Memberships of the organization's groups (a group token: of its own group)."""
+        if principal.is_operator and principal.organization is None:
+            return self.all()
+        queryset = self.filter(group__organization=principal.organization)
+        group_id = _group_token_id(principal)
+        return queryset if group_id is None else queryset.filter(group_id=group_id)
+
+
 class GroupMembership(models.Model):
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="group_memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = GroupMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -136,6 +189,16 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit events cannot be deleted.")
+
+    def visible_to(self, principal: Principal) -> AuditEventQuerySet:
+        """The organization's log for those with organization-wide rights; otherwise the events
+        of the groups the principal administers (a group token: its own group)."""
+        if principal.is_operator and principal.organization is None:
+            return self.all()
+        queryset = self.filter(organization=principal.organization)
+        if principal.is_org_admin:
+            return queryset
+        return queryset.filter(group_id__in=principal.administered_group_ids)
 
     def for_token(self, token_id: int) -> AuditEventQuerySet:
         """Events about a token or done through it."""
