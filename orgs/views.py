@@ -1,11 +1,41 @@
+"""Pages outside any organization: the organization chooser and the password change."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_GET
 
-from orgs.models import Organization
+from orgs.models import OrganizationMembership
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    organizations = Organization.objects.for_user(request.user)
-    return render(request, "orgs/home.html", {"organizations": organizations})
+    """Go straight into the only organization, or let the person choose one."""
+    memberships = list(
+        OrganizationMembership.objects.filter(user=request.user)
+        .select_related("organization")
+        .order_by("organization__name")
+    )
+    if len(memberships) == 1:
+        return redirect("tokens:organization-home", org_slug=memberships[0].organization.slug)
+    return render(request, "orgs/home.html", {"memberships": memberships})
+
+
+class SignInView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is changed.")
+        return response

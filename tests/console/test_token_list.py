@@ -1,0 +1,195 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from tests.console.conftest import HTMX
+from tests.factories import issue
+from tokens.services import revoke_token
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+
+
+def test_admins_see_each_token_with_what_matters(as_alice, org_admin):
+    with time_machine.travel(NOW, tick=False):
+        issued = issue(org_admin, name="CI deploy", role="admin", expires_in=timedelta(days=30))
+        issue(
+            org_admin,
+            name="Reader",
+            role="custom",
+            permissions=["api.api-tokens.read", "api.usage.read"],
+            expires_at=None,
+        )
+        content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "CI deploy" in content
+    assert issued.token.partial_token in content
+    assert "in 30 days · " in content
+    assert '<time datetime="2026-12-23T14:00:00Z" title="2026-12-23 14:00 UTC">' in content
+    assert "2 permissions" in content and "Admin" in content
+    assert "never" in content
+    assert 'class="badge badge-active">Active<' in content
+    assert "2 tokens" in content
+
+
+def test_the_list_never_shows_a_secret(as_alice, org_admin):
+    issued = issue(org_admin, name="CI deploy")
+    assert issued.secret.encode() not in as_alice.get("/o/acme/tokens/").content
+
+
+def test_last_use_shows_when_and_from_where(as_alice, org_admin):
+    issued = issue(org_admin, name="Used")
+    issued.token.last_used_at = timezone.now() - timedelta(minutes=3)
+    issued.token.last_used_address = "203.0.113.7"
+    issued.token.save()
+    content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "3 min ago</span> from" in content
+    assert "203.0.113.7" in content
+
+
+def test_typing_a_filter_returns_only_the_table_fragment(as_alice, org_admin):
+    issue(org_admin, name="CI deploy")
+    issue(org_admin, name="Metrics reader")
+    response = as_alice.get("/o/acme/tokens/?q=metr", **HTMX)
+    content = response.content.decode()
+    assert "<html" not in content
+    assert 'id="token-results"' in content
+    assert "Metrics reader" in content and "CI deploy" not in content
+
+
+def test_a_filter_in_the_url_works_as_a_plain_page(as_alice, org_admin):
+    issue(org_admin, name="CI deploy")
+    issue(org_admin, name="Metrics reader")
+    content = as_alice.get("/o/acme/tokens/?q=deploy").content.decode()
+    assert "<html" in content
+    assert 'value="deploy"' in content
+    assert "CI deploy" in content and "Metrics reader" not in content
+
+
+def test_a_history_restore_gets_the_whole_page(as_alice, org_admin):
+    response = as_alice.get("/o/acme/tokens/?q=x", HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
+    assert b"<html" in response.content
+
+
+def test_the_status_filter_shows_revoked_tokens(as_alice, org_admin):
+    kept = issue(org_admin, name="Kept")
+    revoked = issue(org_admin, name="Gone")
+    revoke_token(actor=org_admin, token=revoked.token, reason="leaked")
+    content = as_alice.get("/o/acme/tokens/?status=revoked", **HTMX).content.decode()
+    assert "Gone" in content and kept.token.name not in content
+    assert 'badge-revoked">Revoked<' in content
+
+
+def test_an_unknown_status_is_ignored_rather_than_failing(as_alice, org_admin):
+    issue(org_admin, name="Kept")
+    response = as_alice.get("/o/acme/tokens/?status=bogus&page=zzz")
+    assert response.status_code == 200
+    assert b"Kept" in response.content
+
+
+def test_expired_tokens_stay_listed_for_five_minutes_marked_expired(as_alice, org_admin):
+    with time_machine.travel(NOW, tick=False):
+        issue(org_admin, name="Short lived", expires_in=timedelta(minutes=10))
+    with time_machine.travel(NOW + timedelta(minutes=14), tick=False):
+        content = as_alice.get("/o/acme/tokens/").content.decode()
+        assert "Short lived" in content
+        assert 'badge-expired">Expired<' in content
+        assert "expired 4 min ago" in content
+        assert "Short lived" in as_alice.get("/o/acme/tokens/?status=expired").content.decode()
+    with time_machine.travel(NOW + timedelta(minutes=16), tick=False):
+        assert b"Short lived" not in as_alice.get("/o/acme/tokens/").content
+
+
+def test_fifty_tokens_a_page_with_the_total(as_alice, org_admin):
+    for number in range(51):
+        issue(org_admin, name=f"token {number:02d}", role="member")
+    first = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "1–50 of 51 tokens" in first
+    assert "Page 1 of 2" in first
+    assert "token 49" in first and "token 50" not in first
+    second = as_alice.get("/o/acme/tokens/?page=2", **HTMX).content.decode()
+    assert "51–51 of 51 tokens" in second
+    assert "token 50" in second and "token 49" not in second
+
+
+def test_pagination_links_keep_the_filter(as_alice, org_admin):
+    for number in range(55):
+        issue(org_admin, name=f"batch {number:02d}", role="member")
+    content = as_alice.get("/o/acme/tokens/?q=batch").content.decode()
+    assert 'href="?q=batch&amp;page=2"' in content
+
+
+def test_an_empty_list_explains_tokens_and_offers_to_create_one(as_alice):
+    content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "No tokens yet" in content
+    assert "lets a script, a CI job or another service call the Keyward API" in content
+    assert "Create your first token" in content
+
+
+def test_a_filter_without_matches_offers_to_clear_it(as_alice, org_admin):
+    issue(org_admin, name="CI deploy")
+    content = as_alice.get("/o/acme/tokens/?q=zzz", **HTMX).content.decode()
+    assert "No token matches “zzz”" in content
+    assert "Clear the filter" in content
+
+
+def test_the_list_refreshes_itself_when_a_token_changes(as_alice, org_admin):
+    issue(org_admin, name="CI deploy")
+    content = as_alice.get("/o/acme/tokens/?q=ci").content.decode()
+    assert 'hx-get="/o/acme/tokens/?q=ci" hx-trigger="token-changed from:body"' in content
+
+
+def test_group_tokens_and_personal_tokens_are_not_in_the_organization_list(
+    as_alice, org_admin, world
+):
+    issue(org_admin, name="Group one", scope="group", group=world.platform)
+    issue(org_admin, name="Alice own", scope="personal", role="member")
+    content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "Group one" not in content and "Alice own" not in content
+
+
+def test_members_get_a_403_page_in_the_console_look(as_carol):
+    response = as_carol.get("/o/acme/tokens/")
+    content = response.content.decode()
+    assert response.status_code == 403
+    assert "Organization tokens are managed by the organization&#x27;s admins." in content
+    assert "My API tokens" in content  # the console's navigation is there
+    assert 'class="brand"' in content
+
+
+def test_a_group_admin_cannot_open_the_organization_tokens(as_bob):
+    assert as_bob.get("/o/acme/tokens/").status_code == 403
+    assert as_bob.get("/o/acme/tokens/new/").status_code == 403
+
+
+def test_the_navigation_hides_organization_tokens_from_members(as_carol):
+    content = as_carol.get("/o/acme/me/tokens/").content.decode()
+    assert "Organization tokens" not in content
+    assert 'aria-current="page">My API tokens' in content
+
+
+def test_the_list_costs_the_same_queries_for_many_tokens(
+    as_alice, org_admin, django_assert_max_num_queries
+):
+    for number in range(30):
+        issue(org_admin, name=f"bulk {number:02d}", role="custom", permissions=["api.usage.read"])
+    with django_assert_max_num_queries(12):
+        response = as_alice.get("/o/acme/tokens/")
+    assert b"30 tokens" in response.content
+
+
+def test_page_and_fragment_are_cached_apart(as_alice):
+    assert "HX-Request" in as_alice.get("/o/acme/tokens/").headers["Vary"]
+
+
+def test_a_huge_list_counts_up_to_a_cap_and_says_there_are_more(as_alice, org_admin, monkeypatch):
+    monkeypatch.setattr("tokens.views.COUNT_CAP", 3)
+    for index in range(5):
+        issue(org_admin, name=f"many {index}")
+    content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "of more than 3 tokens; narrow the filter" in content
+    assert "many 4" in content
+    narrowed = as_alice.get("/o/acme/tokens/?q=many+4", **HTMX).content.decode()
+    assert "1 token" in narrowed and "more than" not in narrowed

@@ -1,0 +1,314 @@
+"""Console forms for tokens: they read and check input; the services enforce the rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from policies.models import IpFilter, ScopePolicy
+from tokens import permissions as catalog
+from tokens.durations import MAX_DURATION, format_duration
+from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
+
+ROLE_CHOICES = [
+    (TokenRole.ADMIN, "Admin"),
+    (TokenRole.MEMBER, "Member"),
+    (TokenRole.CUSTOM, "Custom"),
+]
+ROLE_HELP = {
+    TokenRole.ADMIN: "Every permission valid for this kind of token, including ones added later.",
+    TokenRole.MEMBER: "Read-only: every read permission.",
+    TokenRole.CUSTOM: "Pick permissions one by one.",
+}
+PRESETS = {"30d": timedelta(days=30), "90d": timedelta(days=90)}
+EXPIRY_CHOICES = [
+    ("30d", "30 days"),
+    ("90d", "90 days"),
+    ("duration", "Custom duration"),
+    ("date", "On a date"),
+    ("never", "No expiry"),
+]
+UNIT_CHOICES = [("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
+UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
+GRACE_CHOICES = [
+    ("0", "None: the current token stops working now"),
+    ("1h", "1 hour"),
+    ("1d", "1 day"),
+    ("7d", "7 days"),
+]
+GRACE_PERIODS = {
+    "0": timedelta(0),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+    "7d": timedelta(days=7),
+}
+STATUS_CHOICES = [
+    ("", "Any status"),
+    ("active", "Active"),
+    ("expired", "Expired"),
+    ("revoked", "Revoked"),
+]
+
+
+def service_errors_to_form(form: forms.Form, error: ValidationError) -> None:
+    """Put a service's ``ValidationError`` beside the fields it names (else above the form)."""
+    for field_name, messages in error.message_dict.items():
+        target = field_name if field_name in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
+
+
+class TokenFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Filter by name")
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False, label="Status")
+
+    def filter(self, queryset: ApiTokenQuerySet, now: datetime) -> ApiTokenQuerySet:
+        """Apply the valid parts of the filter to listed tokens."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        queryset = queryset.listed(now)
+        if data.get("q"):
+            queryset = queryset.filter(name__icontains=data["q"].strip())
+        status = data.get("status")
+        if status == "active":
+            queryset = queryset.active(now)
+        elif status == "revoked":
+            queryset = queryset.filter(status=TokenStatus.REVOKED)
+        elif status == "expired":
+            queryset = queryset.filter(
+                status=TokenStatus.ACTIVE,
+                expires_at__lte=now,
+                expires_at__gt=now - LISTED_AFTER_EXPIRY,
+            )
+        return queryset
+
+    @property
+    def is_filtered(self) -> bool:
+        data = getattr(self, "cleaned_data", {})
+        return bool(data.get("q") or data.get("status"))
+
+
+class VersionedForm(forms.Form):
+    """Carries the version of the token the person saw, so a stale page changes nothing."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class PermissionsMixin(forms.Form):
+    role = forms.ChoiceField(
+        choices=ROLE_CHOICES, widget=forms.RadioSelect, initial=TokenRole.MEMBER, label="Role"
+    )
+    permissions = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Permissions"
+    )
+
+    def setup_permissions(self, scope: str, held: frozenset[str]) -> None:
+        self.scope = scope
+        self.held = held
+        self.fields["permissions"].choices = [
+            (name, name) for name in sorted(catalog.valid_in(scope))
+        ]
+
+    def permission_groups(self) -> list[dict]:
+        """The scope's catalog grouped by resource, each permission with its checked state."""
+        selected = set(self._selected_permissions())
+        return [
+            {
+                "resource": resource,
+                "permissions": [
+                    {
+                        "name": permission.name,
+                        "description": permission.description,
+                        "checked": permission.name in selected,
+                        "held": permission.name in self.held,
+                    }
+                    for permission in permissions
+                ],
+            }
+            for resource, permissions in catalog.grouped(self.scope)
+        ]
+
+    def role_options(self) -> list[dict]:
+        current = self["role"].value()
+        return [
+            {"value": value, "label": label, "help": ROLE_HELP[value], "checked": value == current}
+            for value, label in ROLE_CHOICES
+        ]
+
+    def _selected_permissions(self) -> list[str]:
+        if self.is_bound:
+            return self.data.getlist(self.add_prefix("permissions"))
+        return list(self.initial.get("permissions", []))
+
+
+class CreateTokenForm(PermissionsMixin, forms.Form):
+    name = forms.CharField(max_length=100, label="Name")
+    expiry = forms.ChoiceField(
+        choices=EXPIRY_CHOICES, widget=forms.RadioSelect, label="Expiry", initial="90d"
+    )
+    expiry_amount = forms.IntegerField(
+        required=False, min_value=1, max_value=3650 * 24 * 60, label="Expires after"
+    )
+    expiry_unit = forms.ChoiceField(
+        choices=UNIT_CHOICES, required=False, initial="days", label="Unit"
+    )
+    expiry_date = forms.DateField(
+        required=False,
+        label="Expiry date",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    ip_filter = forms.ModelChoiceField(
+        queryset=IpFilter.objects.none(), required=False, label="IP filter", empty_label="None"
+    )
+    allowed_addresses = forms.CharField(
+        required=False,
+        label="Allowed addresses",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+
+    field_order = ["name", "role", "permissions", "expiry"]
+
+    def __init__(
+        self,
+        *args: object,
+        scope: str,
+        policy: ScopePolicy,
+        held: frozenset[str],
+        ip_filters: object,
+        now: datetime,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+        self.now = now
+        self.setup_permissions(scope, held)
+        self.fields["ip_filter"].queryset = ip_filters
+        latest = policy.latest_expiry(now)
+        self.latest_expiry = latest
+        self.max_lifetime = policy.max_lifetime
+        self.available_presets = {
+            value for value, span in PRESETS.items() if latest is None or now + span <= latest
+        }
+        if not self.is_bound:
+            self.initial.setdefault("expiry", self.default_expiry())
+            if self.initial["expiry"] == "duration" and policy.max_lifetime is not None:
+                amount, unit = _largest_unit(policy.max_lifetime)
+                self.initial.setdefault("expiry_amount", amount)
+                self.initial.setdefault("expiry_unit", unit)
+        self.min_date = now.date().isoformat()
+        self.max_date = latest.date().isoformat() if latest is not None else ""
+
+    def default_expiry(self) -> str:
+        preferred = "30d" if self.scope == "personal" else "90d"
+        for choice in (preferred, "30d"):
+            if choice in self.available_presets:
+                return choice
+        return "duration"
+
+    def expiry_options(self) -> list[dict]:
+        current = self["expiry"].value()
+        options = []
+        for value, label in EXPIRY_CHOICES:
+            if value in PRESETS and value not in self.available_presets:
+                continue
+            if value == "never" and self.policy.requires_expiry:
+                continue
+            options.append({"value": value, "label": label, "checked": value == current})
+        return options
+
+    @property
+    def policy_limit(self) -> str:
+        if self.max_lifetime is not None:
+            return f"at most {format_duration(self.max_lifetime)}"
+        if self.policy.expiry_required:
+            return "an expiry is required"
+        return ""
+
+    def clean_allowed_addresses(self) -> list[str]:
+        text = self.cleaned_data.get("allowed_addresses") or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        choice = data.get("expiry")
+        if choice in PRESETS:
+            data["expires_at"] = self.now + PRESETS[choice]
+        elif choice == "duration":
+            amount, unit = data.get("expiry_amount"), data.get("expiry_unit") or "days"
+            if not amount:
+                self.add_error("expiry_amount", "Enter how many minutes, hours or days.")
+            else:
+                span = amount * UNITS[unit]
+                if span > MAX_DURATION:
+                    self.add_error("expiry_amount", "A duration is at most 3650 days.")
+                else:
+                    data["expires_at"] = self.now + span
+        elif choice == "date":
+            day = data.get("expiry_date")
+            if day is None:
+                if "expiry_date" not in self.errors:
+                    self.add_error("expiry_date", "Pick the day the token expires.")
+            else:
+                # The end of the chosen day (UTC), or the policy's limit on its last day.
+                end_of_day = datetime.combine(day, time(23, 59), tzinfo=UTC)
+                latest = self.latest_expiry
+                if latest is not None and day == latest.date() and end_of_day > latest:
+                    end_of_day = latest
+                data["expires_at"] = end_of_day
+        elif choice == "never":
+            data["expires_at"] = None
+        return data
+
+
+def _largest_unit(span: timedelta) -> tuple[int, str]:
+    for unit in ("days", "hours", "minutes"):
+        size = UNITS[unit]
+        if span >= size and span % size == timedelta(0):
+            return span // size, unit
+    return max(1, int(span.total_seconds() // 60)), "minutes"
+
+
+class EditPermissionsForm(PermissionsMixin, VersionedForm):
+    def __init__(self, *args: object, scope: str, held: frozenset[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup_permissions(scope, held)
+
+
+class RegenerateForm(VersionedForm):
+    grace = forms.ChoiceField(
+        choices=GRACE_CHOICES, widget=forms.RadioSelect, initial="0", label="Grace period"
+    )
+
+    def __init__(self, *args: object, max_grace: timedelta, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_grace = max_grace
+
+    def grace_options(self) -> list[dict]:
+        current = self["grace"].value()
+        return [
+            {
+                "value": value,
+                "label": label,
+                "checked": value == current,
+                "allowed": GRACE_PERIODS[value] <= self.max_grace,
+            }
+            for value, label in GRACE_CHOICES
+        ]
+
+    def clean_grace(self) -> timedelta:
+        return GRACE_PERIODS[self.cleaned_data["grace"]]
+
+
+class RevokeForm(VersionedForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason (optional)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class ConfirmForm(VersionedForm):
+    """Restore and delete: nothing to fill in but the version."""

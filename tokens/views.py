@@ -1,0 +1,667 @@
+"""Console pages for API tokens: the lists of each scope, create, detail and the actions.
+
+Views read a form, call a service from ``tokens.services`` and render a page, or for an HTMX
+request the named partial of that same page. Every token is looked up through
+``ApiToken.objects.visible_to``, so a token outside the person's reach is a 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.functional import cached_property
+from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from orgs.console import organization_view
+from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from orgs.models import AuditEvent, Group, Organization
+from orgs.principals import Principal
+from policies.models import IpFilter, ScopePolicy, SecurityPolicy
+from tokens import permissions as catalog
+from tokens import services
+from tokens.forms import (
+    ConfirmForm,
+    CreateTokenForm,
+    EditPermissionsForm,
+    RegenerateForm,
+    RevokeForm,
+    TokenFilterForm,
+    service_errors_to_form,
+)
+from tokens.models import (
+    ApiToken,
+    ApiTokenQuerySet,
+    TokenRole,
+    TokenScope,
+    TokenSecret,
+    TokenStatus,
+    TokenUsage,
+)
+
+PAGE_SIZE = 50
+# Counting stops here: an exact total over 100,000 rows would cost more than the page itself.
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):
+    """A paginator whose total is exact up to COUNT_CAP and "more than COUNT_CAP" beyond."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: COUNT_CAP + 1].count()
+
+    @property
+    def is_capped(self) -> bool:
+        return self.count > COUNT_CAP
+
+    def page(self, number: int | str):  # noqa: ANN201 (Django's Page)
+        # Django trims the last page to the count; past the cap the count is not the end.
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+USAGE_DAYS = 30
+RECENT_EVENTS = 10
+TOKEN_CHANGED = "token-changed"
+CLOSE_DIALOG = "close-dialog"
+
+
+def _is_partial(request: HttpRequest) -> bool:
+    """An HTMX request that wants a fragment (a history restore wants the whole page)."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    """A URL that answers a page or its fragment must not have one cached for the other."""
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
+    policy = SecurityPolicy.objects.select_related(
+        "organization_tokens__enforced_ip_filter",
+        "group_tokens__enforced_ip_filter",
+        "personal_tokens__enforced_ip_filter",
+    ).get(organization=organization)
+    return policy.for_scope(scope)
+
+
+# Scopes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenScopePage:
+    """One list of tokens: the organization's, a group's, or the person's own."""
+
+    scope: str
+    organization: Organization
+    group: Group | None
+    list_url: str
+    create_url: str
+    title: str
+
+    def tokens(self, principal: Principal) -> ApiTokenQuerySet:
+        visible = ApiToken.objects.visible_to(principal).filter(scope=self.scope)
+        if self.scope == TokenScope.GROUP:
+            return visible.filter(group=self.group)
+        if self.scope == TokenScope.PERSONAL:
+            return visible.filter(user=principal.user)
+        return visible
+
+
+def _organization_page(request: HttpRequest) -> TokenScopePage:
+    if not request.principal.is_org_admin:
+        raise PermissionDenied("Organization tokens are managed by the organization's admins.")
+    slug = request.organization.slug
+    return TokenScopePage(
+        scope=TokenScope.ORGANIZATION,
+        organization=request.organization,
+        group=None,
+        list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
+        create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
+        title="Organization tokens",
+    )
+
+
+def _personal_page(request: HttpRequest) -> TokenScopePage:
+    slug = request.organization.slug
+    return TokenScopePage(
+        scope=TokenScope.PERSONAL,
+        organization=request.organization,
+        group=None,
+        list_url=reverse("tokens:personal-list", kwargs={"org_slug": slug}),
+        create_url=reverse("tokens:personal-create", kwargs={"org_slug": slug}),
+        title="My API tokens",
+    )
+
+
+def visible_groups(principal: Principal) -> QuerySet[Group]:
+    """Groups shown to this person: every group for org admins, else the ones they are in."""
+    groups = Group.objects.filter(organization=principal.organization)
+    if principal.is_org_admin:
+        return groups
+    return groups.filter(
+        Q(memberships__user=principal.user) | Q(pk__in=principal.administered_group_ids)
+    ).distinct()
+
+
+def _administered_group(request: HttpRequest, group_slug: str) -> Group:
+    """The group, if the person administers it (or its organization); 404 if they are not in
+    it, 403 if they are in it without being one of its admins."""
+    group = get_object_or_404(visible_groups(request.principal), slug=group_slug)
+    if not request.principal.administers_group(group.pk):
+        raise PermissionDenied(f"Only the admins of {group.name} manage its tokens.")
+    return group
+
+
+def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
+    kwargs = {"org_slug": request.organization.slug, "group_slug": group.slug}
+    return TokenScopePage(
+        scope=TokenScope.GROUP,
+        organization=request.organization,
+        group=group,
+        list_url=reverse("tokens:group-detail", kwargs=kwargs),
+        create_url=reverse("tokens:group-create", kwargs=kwargs),
+        title=group.name,
+    )
+
+
+def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
+    """The list a token belongs to, for breadcrumbs and where to go after deleting it."""
+    if token.scope == TokenScope.GROUP:
+        return _group_page(request, token.group)
+    if token.scope == TokenScope.PERSONAL and token.user_id == request.user.pk:
+        return _personal_page(request)
+    slug = request.organization.slug
+    return TokenScopePage(
+        scope=token.scope,
+        organization=request.organization,
+        group=None,
+        list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
+        create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
+        title="Organization tokens",
+    )
+
+
+# Landing --------------------------------------------------------------------------------------
+
+
+@organization_view
+@require_GET
+def organization_home(request: HttpRequest) -> HttpResponse:
+    """Send admins to the organization's tokens and everyone else to their own."""
+    target = "tokens:list" if request.principal.is_org_admin else "tokens:personal-list"
+    return redirect(target, org_slug=request.organization.slug)
+
+
+# Lists ----------------------------------------------------------------------------------------
+
+
+def _render_list(
+    request: HttpRequest, page: TokenScopePage, extra: dict[str, Any] | None = None
+) -> HttpResponse:
+    now = timezone.now()
+    all_tokens = page.tokens(request.principal)
+    filter_form = TokenFilterForm(request.GET)
+    tokens = filter_form.filter(all_tokens, now).select_related("ip_filter")
+    page_obj = CappedPaginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "scope_page": page,
+        "filter_form": filter_form,
+        "page_obj": page_obj,
+        "query": query.urlencode(),
+        "has_tokens": page_obj.paginator.count > 0 or all_tokens.listed(now).exists(),
+        "policy": _scope_policy(request.organization, page.scope),
+        "count_cap": f"{COUNT_CAP:,}",
+        **(extra or {}),
+    }
+    template = "tokens/token_list.html"
+    if _is_partial(request):
+        template += "#token-results"
+    return _vary_on_htmx(render(request, template, context))
+
+
+@organization_view
+@require_GET
+def token_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _organization_page(request))
+
+
+@organization_view
+@require_GET
+def personal_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _personal_page(request))
+
+
+@organization_view
+@require_GET
+def group_list(request: HttpRequest) -> HttpResponse:
+    principal = request.principal
+    groups = [
+        {"group": group, "administered": principal.administers_group(group.pk)}
+        for group in visible_groups(principal)
+        .annotate(
+            member_count=Count("memberships", distinct=True),
+            token_count=Count("api_tokens", distinct=True),
+        )
+        .order_by("name")
+    ]
+    return render(request, "tokens/group_list.html", {"groups": groups, "section": "group"})
+
+
+@organization_view
+@require_GET
+def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
+    group = _administered_group(request, group_slug)
+    members = group.memberships.select_related("user").order_by("role", "user__username")
+    return _render_list(request, _group_page(request, group), {"group": group, "members": members})
+
+
+# Create ---------------------------------------------------------------------------------------
+
+
+@sensitive_variables("issued")
+def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
+    """The create dialog of one list; on success, the reveal of the new token."""
+    now = timezone.now()
+    principal = request.principal
+    policy = _scope_policy(request.organization, page.scope)
+    form = CreateTokenForm(
+        request.POST if request.method == "POST" else None,
+        scope=page.scope,
+        policy=policy,
+        held=principal.permissions,
+        ip_filters=IpFilter.objects.visible_to(principal),
+        now=now,
+    )
+    context: dict[str, Any] = {"scope_page": page, "form": form, "policy": policy}
+    if not policy.allowed:
+        context["form"] = None
+    elif request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            issued = services.create_token(
+                actor=principal,
+                organization=request.organization,
+                name=data["name"],
+                scope=page.scope,
+                group=page.group,
+                role=data["role"],
+                permissions=data["permissions"],
+                expires_at=data["expires_at"],
+                allowed_addresses=data["allowed_addresses"],
+                ip_filter=data["ip_filter"],
+                now=now,
+            )
+        except ValidationError as error:
+            service_errors_to_form(form, error)
+        except PolicyViolation as error:
+            form.add_error(None, error.message)
+        except (Forbidden, NotFound) as error:
+            raise PermissionDenied(error.message) from None
+        else:
+            return _reveal(
+                request, "tokens/token_create.html", "create-content", {**context, "issued": issued}
+            )
+    template = "tokens/token_create.html"
+    if _is_partial(request):
+        template += "#create-content" if request.method == "POST" else "#create-dialog"
+    return render(request, template, context)
+
+
+def _reveal(
+    request: HttpRequest, template: str, partial: str, context: dict[str, Any]
+) -> HttpResponse:
+    """The one response that carries a secret: never cached, and the lists refresh behind it."""
+    if _is_partial(request):
+        template += f"#{partial}"
+    response = render(request, template, context)
+    add_never_cache_headers(response)
+    trigger_client_event(response, TOKEN_CHANGED)
+    return response
+
+
+@organization_view
+@require_http_methods(["GET", "POST"])
+def token_create(request: HttpRequest) -> HttpResponse:
+    return _create(request, _organization_page(request))
+
+
+@organization_view
+@require_http_methods(["GET", "POST"])
+def personal_create(request: HttpRequest) -> HttpResponse:
+    return _create(request, _personal_page(request))
+
+
+@organization_view
+@require_http_methods(["GET", "POST"])
+def group_create(request: HttpRequest, group_slug: str) -> HttpResponse:
+    group = _administered_group(request, group_slug)
+    return _create(request, _group_page(request, group))
+
+
+# Detail ---------------------------------------------------------------------------------------
+
+
+def _visible_token(request: HttpRequest, token_id: int) -> ApiToken:
+    return get_object_or_404(
+        ApiToken.objects.visible_to(request.principal).select_related(
+            "organization", "group", "user", "ip_filter"
+        ),
+        pk=token_id,
+    )
+
+
+def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) -> set[str]:
+    """The actions to offer on a token; the services check them again when they run."""
+    writes = principal.has_permission("api.api-tokens.write")
+    deletes = principal.has_permission("api.api-tokens.delete")
+    owner = token.scope == TokenScope.PERSONAL and token.user_id == getattr(
+        principal.user, "pk", None
+    )
+    if token.scope == TokenScope.ORGANIZATION:
+        manages = acts_as_token = principal.is_org_admin
+    elif token.scope == TokenScope.GROUP:
+        manages = acts_as_token = principal.is_org_admin or principal.administers_group(
+            token.group_id
+        )
+    else:
+        acts_as_token = owner
+        manages = owner or principal.is_org_admin
+    actions: set[str] = set()
+    if writes and acts_as_token and policy.permission_edits_allowed:
+        actions.add("edit")
+    if writes and acts_as_token and policy.regeneration_allowed and token.status == "active":
+        actions.add("regenerate")
+    if writes and manages:
+        actions.add("revoke" if token.status == TokenStatus.ACTIVE else "restore")
+    if deletes and manages:
+        actions.add("delete")
+    return actions
+
+
+def usage_chart(token: ApiToken, today: date) -> dict[str, Any]:
+    """Daily request counts of the last 30 days as bars of a small SVG chart."""
+    first = today - timedelta(days=USAGE_DAYS - 1)
+    counts = dict(
+        TokenUsage.objects.filter(token=token, day__gte=first, day__lte=today).values_list(
+            "day", "count"
+        )
+    )
+    days = [first + timedelta(days=offset) for offset in range(USAGE_DAYS)]
+    peak = max(counts.values(), default=0)
+    bar_width, gap, height = 10, 2, 60
+    bars = []
+    for index, day in enumerate(days):
+        count = counts.get(day, 0)
+        bar_height = round(count / peak * height) if peak else 0
+        if count and bar_height < 2:
+            bar_height = 2
+        bars.append(
+            {
+                "day": day,
+                "count": count,
+                "x": index * (bar_width + gap),
+                "y": height - bar_height,
+                "width": bar_width,
+                "height": bar_height,
+            }
+        )
+    return {
+        "bars": bars,
+        "total": sum(counts.values()),
+        "peak": peak,
+        "first": first,
+        "last": today,
+        "width": USAGE_DAYS * (bar_width + gap) - gap,
+        "height": height,
+    }
+
+
+def _permission_table(token: ApiToken) -> list[dict[str, Any]]:
+    granted = token.granted_permissions()
+    return [
+        {
+            "resource": resource,
+            "permissions": [
+                {"permission": permission, "granted": permission.name in granted}
+                for permission in permissions
+            ],
+        }
+        for resource, permissions in catalog.grouped(token.scope)
+    ]
+
+
+def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
+    now = timezone.now()
+    policy = _scope_policy(request.organization, token.scope)
+    owner_rights = None
+    if token.scope == TokenScope.PERSONAL:
+        owner_rights = Principal.for_member(token.user, request.organization).human_rights
+    grace_secrets = TokenSecret.objects.filter(token=token, ends_at__gt=now).order_by("ends_at")
+    granted = token.granted_permissions()
+    return {
+        "token": token,
+        "scope_page": _page_of_token(request, token),
+        "policy": policy,
+        "status": token.display_status(now),
+        "permission_table": _permission_table(token),
+        "granted_count": len(granted),
+        "ineffective": sorted(granted - owner_rights) if owner_rights is not None else [],
+        "grace_secrets": grace_secrets,
+        "chart": usage_chart(token, now.date()),
+        "events": AuditEvent.objects.for_token(token.pk)[:RECENT_EVENTS],
+        "actions": allowed_actions(request.principal, token, policy),
+        "ip_filter_enforced": policy.enforced_ip_filter_id is not None
+        and policy.enforced_ip_filter_id == token.ip_filter_id,
+    }
+
+
+@organization_view
+@require_GET
+def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = _visible_token(request, token_id)
+    template = "tokens/token_detail.html"
+    if _is_partial(request):
+        template += "#token-detail"
+    context = _detail_context(request, token)
+    context["is_partial"] = _is_partial(request)
+    return _vary_on_htmx(render(request, template, context))
+
+
+# Actions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    title: str
+    form_class: type
+
+
+ACTIONS = {
+    "edit": Action("edit", "Edit permissions", EditPermissionsForm),
+    "regenerate": Action("regenerate", "Regenerate token", RegenerateForm),
+    "revoke": Action("revoke", "Revoke token", RevokeForm),
+    "restore": Action("restore", "Restore token", ConfirmForm),
+    "delete": Action("delete", "Delete token", ConfirmForm),
+}
+
+
+def _requested_version(request: HttpRequest, token: ApiToken) -> int:
+    """The version of the page the person opened the action from (``?version=``)."""
+    try:
+        version = int(request.GET.get("version", token.version))
+    except ValueError:
+        return token.version
+    return version if version > 0 else token.version
+
+
+def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: ScopePolicy) -> Any:
+    data = request.POST if request.method == "POST" else None
+    kwargs: dict[str, Any] = {"initial": {"version": _requested_version(request, token)}}
+    if action.name == "edit":
+        kwargs["initial"].update(
+            {"role": token.role, "permissions": sorted(token.granted_permissions())}
+        )
+        return EditPermissionsForm(
+            data, scope=token.scope, held=request.principal.permissions, **kwargs
+        )
+    if action.name == "regenerate":
+        return RegenerateForm(data, max_grace=policy.max_grace, **kwargs)
+    return action.form_class(data, **kwargs)
+
+
+@sensitive_variables("issued")
+def _run_action(
+    action: Action, request: HttpRequest, token: ApiToken, form: Any, context: dict[str, Any]
+) -> HttpResponseBase | None:
+    """Call the service; return the success response, or None with errors on the form."""
+    principal = request.principal
+    data = form.cleaned_data
+    version = data["version"]
+    list_url = _page_of_token(request, token).list_url
+    try:
+        if action.name == "edit":
+            services.update_token_permissions(
+                actor=principal,
+                token=token,
+                role=data["role"],
+                permissions=data["permissions"],
+                expected_version=version,
+            )
+            message = f"Permissions of {token.name} saved."
+        elif action.name == "regenerate":
+            issued = services.regenerate_token(
+                actor=principal, token=token, expected_version=version, grace=data["grace"]
+            )
+            context.update(
+                token=issued.token,
+                issued=issued,
+                grace=data["grace"],
+                grace_ends_at=issued.token.modified_at + data["grace"],
+            )
+            return _reveal(request, "tokens/token_action.html", "action-content", context)
+        elif action.name == "revoke":
+            services.revoke_token(
+                actor=principal, token=token, expected_version=version, reason=data["reason"]
+            )
+            message = f"{token.name} is revoked: requests with it now fail."
+        elif action.name == "restore":
+            services.restore_token(actor=principal, token=token, expected_version=version)
+            message = f"{token.name} is restored and works again."
+        else:
+            services.delete_token(actor=principal, token=token, expected_version=version)
+            messages.success(request, f"{token.name} is deleted: requests with it now fail.")
+            if _is_partial(request):
+                return HttpResponseClientRedirect(list_url)
+            return redirect(list_url)
+    except VersionConflict:
+        form.conflict = True
+        return None
+    except ValidationError as error:
+        service_errors_to_form(form, error)
+        return None
+    except PolicyViolation as error:
+        form.add_error(None, error.message)
+        return None
+    except Forbidden as error:
+        raise PermissionDenied(error.message) from None
+    except NotFound:
+        raise Http404("No such API token.") from None
+    messages.success(request, message)
+    if _is_partial(request):
+        response = HttpResponse(status=204)
+        trigger_client_event(response, TOKEN_CHANGED)
+        trigger_client_event(response, CLOSE_DIALOG)
+        return response
+    return redirect("tokens:detail", org_slug=request.organization.slug, token_id=token.pk)
+
+
+def _action_view(action_name: str) -> Any:
+    action = ACTIONS[action_name]
+
+    @organization_view
+    @require_http_methods(["GET", "POST"])
+    def view(request: HttpRequest, token_id: int) -> HttpResponseBase:
+        token = _visible_token(request, token_id)
+        policy = _scope_policy(request.organization, token.scope)
+        form = _action_form(action, request, token, policy)
+        form.conflict = False
+        context = {
+            "token": token,
+            "action": action,
+            "form": form,
+            "policy": policy,
+            "detail_url": reverse(
+                "tokens:detail",
+                kwargs={"org_slug": request.organization.slug, "token_id": token.pk},
+            ),
+        }
+        if request.method == "POST" and form.is_valid():
+            response = _run_action(action, request, token, form, context)
+            if response is not None:
+                return response
+            token.refresh_from_db()
+        elif request.method == "GET" and form.initial["version"] != token.version:
+            form.conflict = True
+        context["available"] = action_name in allowed_actions(request.principal, token, policy)
+        if action_name == "edit":
+            context["changes"] = (
+                _preview_from(form, token)
+                if form.is_bound
+                else services.permission_changes(token, token.role, token.permissions)
+            )
+        template = "tokens/token_action.html"
+        if _is_partial(request):
+            template += "#action-content" if request.method == "POST" else "#action-dialog"
+        return render(request, template, context)
+
+    view.__name__ = f"token_{action_name}"
+    view.__qualname__ = view.__name__
+    return view
+
+
+def _preview_from(form: Any, token: ApiToken) -> dict[str, list[str]]:
+    role = form.data.get("role", token.role)
+    if role not in TokenRole.values:
+        return {"added": [], "removed": []}
+    return services.permission_changes(token, role, form.data.getlist("permissions"))
+
+
+token_edit_permissions = _action_view("edit")
+token_regenerate = _action_view("regenerate")
+token_revoke = _action_view("revoke")
+token_restore = _action_view("restore")
+token_delete = _action_view("delete")
+
+
+@organization_view
+@require_GET
+def permission_preview(request: HttpRequest, token_id: int) -> HttpResponse:
+    """What saving the permission editor would add and remove, shown before saving."""
+    token = _visible_token(request, token_id)
+    role = request.GET.get("role", token.role)
+    if role not in TokenRole.values:
+        role = token.role
+    changes = services.permission_changes(token, role, request.GET.getlist("permissions"))
+    return render(
+        request,
+        "tokens/token_action.html#permission-changes",
+        {"token": token, "changes": changes},
+    )
