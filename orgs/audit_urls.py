@@ -1,2 +1,9 @@
+from django.urls import path
+
+from orgs import audit_views
+
 app_name = "audit"
-urlpatterns: list = []
+urlpatterns = [
+    path("", audit_views.log, name="log"),
+    path("export.csv", audit_views.export, name="export"),
+]

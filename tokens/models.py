@@ -214,3 +214,23 @@ class TokenUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} {self.day}: {self.count}"
+
+
+class ExpiryReminder(models.Model):
+    """That the reminder for one threshold (30, 7, 1 days) of one expiry was sent, so that
+    ``notify_expiring_tokens`` sends each once; a new expiry gets its own reminders."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="expiry_reminders")
+    threshold_days = models.PositiveSmallIntegerField()
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "threshold_days", "expires_at"], name="one_reminder_per_threshold"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_id}: {self.threshold_days} days before {self.expires_at:%Y-%m-%d}"

@@ -3,6 +3,9 @@
 A token's first request in a minute writes its last use and the counts gathered since the
 previous write; the others only add to this process's buffer. A background thread flushes
 what idle tokens left behind, so a crash loses at most a minute of counts.
+
+Reading: ``daily_counts`` and ``secret_last_uses`` for the token detail and the API; daily
+counts are kept ``RETENTION_DAYS`` (``prune`` runs from ``cleanup_tokens``).
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet, Sum
+from django.utils import timezone
 
 from tokens.models import ApiToken, TokenSecret, TokenUsage
 
 logger = logging.getLogger(__name__)
+
+RETENTION_DAYS = 90
 
 
 @dataclass
@@ -61,7 +67,8 @@ class UsageBuffer:
             entry.last_used_at = now
             entry.last_used_address = address
             entry.secrets[secret_id] = (now, address)
-            entry.counts[now.date()] = entry.counts.get(now.date(), 0) + 1
+            day = _utc_day(now)
+            entry.counts[day] = entry.counts.get(day, 0) + 1
             due = entry.written_at is None or now - entry.written_at >= self.interval
             if due:
                 del self._pending[token.pk]
@@ -73,8 +80,6 @@ class UsageBuffer:
 
     def flush(self, *, older_than: timedelta | None = None, now: datetime | None = None) -> int:
         """Write every buffered entry (or those not written for ``older_than``)."""
-        from django.utils import timezone
-
         now = now or timezone.now()
         with self._lock:
             taken = {
@@ -96,6 +101,17 @@ class UsageBuffer:
     def pending_count(self) -> int:
         with self._lock:
             return sum(sum(entry.counts.values()) for entry in self._pending.values())
+
+    def pending_counts(self, token_id: int) -> dict[date, int]:
+        """Counts of this token buffered in this process and not yet written."""
+        with self._lock:
+            entry = self._pending.get(token_id)
+            return dict(entry.counts) if entry is not None else {}
+
+    def pending_secret_uses(self, token_id: int) -> dict[int, tuple[datetime, str | None]]:
+        with self._lock:
+            entry = self._pending.get(token_id)
+            return dict(entry.secrets) if entry is not None else {}
 
     def clear(self) -> None:
         with self._lock:
@@ -140,6 +156,10 @@ class UsageBuffer:
                 connection.close()
 
 
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+
+
 def _add_count(token_id: int, day: date, count: int) -> None:
     updated = TokenUsage.objects.filter(token_id=token_id, day=day).update(count=F("count") + count)
     if updated:
@@ -154,3 +174,102 @@ def _add_count(token_id: int, day: date, count: int) -> None:
 
 buffer = UsageBuffer()
 atexit.register(lambda: buffer.flush())
+
+
+# Reading ------------------------------------------------------------------------------------
+
+
+def daily_counts(
+    token: ApiToken | int, days: int = 30, *, today: date | None = None
+) -> list[tuple[date, int]]:
+    """Requests per UTC day for the last ``days`` days (at most 90), oldest first, zeros included.
+
+    What this process has buffered but not yet written is added, so a page shows its own
+    requests at once.
+    """
+    token_id = token if isinstance(token, int) else token.pk
+    days = max(1, min(days, RETENTION_DAYS))
+    today = today or _utc_day(timezone.now())
+    first = today - timedelta(days=days - 1)
+    stored = dict(
+        TokenUsage.objects.filter(token_id=token_id, day__gte=first, day__lte=today)
+        .order_by()
+        .values_list("day", "count")
+    )
+    for day, count in buffer.pending_counts(token_id).items():
+        if first <= day <= today:
+            stored[day] = stored.get(day, 0) + count
+    return [
+        (first + timedelta(days=offset), stored.get(first + timedelta(days=offset), 0))
+        for offset in range(days)
+    ]
+
+
+def total_requests(token: ApiToken | int, days: int = 30, *, today: date | None = None) -> int:
+    """Requests in the last ``days`` days (at most 90)."""
+    return sum(count for _day, count in daily_counts(token, days, today=today))
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    secret_id: int
+    partial_token: str
+    created_at: datetime
+    ends_at: datetime | None
+    last_used_at: datetime | None
+    last_used_address: str | None
+
+
+def secret_last_uses(token: ApiToken | int) -> list[SecretUse]:
+    """Each secret of the token with its last use (newest secret first), buffered uses included,
+    so the console can tell whether an old secret in its grace period is still used."""
+    token_id = token if isinstance(token, int) else token.pk
+    pending = buffer.pending_secret_uses(token_id)
+    uses = []
+    for secret in TokenSecret.objects.filter(token_id=token_id).only(
+        "pk", "partial_token", "created_at", "ends_at", "last_used_at", "last_used_address"
+    ):
+        last_used_at, address = secret.last_used_at, secret.last_used_address
+        if secret.pk in pending and (last_used_at is None or pending[secret.pk][0] > last_used_at):
+            last_used_at, address = pending[secret.pk]
+        uses.append(
+            SecretUse(
+                secret_id=secret.pk,
+                partial_token=secret.partial_token,
+                created_at=secret.created_at,
+                ends_at=secret.ends_at,
+                last_used_at=last_used_at,
+                last_used_address=address,
+            )
+        )
+    return uses
+
+
+def prunable(*, now: datetime | None = None) -> QuerySet[TokenUsage]:
+    """Daily counts older than ``RETENTION_DAYS``."""
+    oldest_kept = _utc_day(now or timezone.now()) - timedelta(days=RETENTION_DAYS - 1)
+    return TokenUsage.objects.filter(day__lt=oldest_kept).order_by()
+
+
+def prune(*, now: datetime | None = None, batch_size: int = 5000) -> int:
+    """Delete daily counts older than ``RETENTION_DAYS``, in short batches; return how many."""
+    old_rows = prunable(now=now)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(old_rows.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            deleted += TokenUsage.objects.filter(pk__in=ids).delete()[0]
+
+
+def requests_by_token(token_ids: list[int], days: int = 30) -> dict[int, int]:
+    """Requests in the last ``days`` days for many tokens at once (one query), for lists."""
+    first = _utc_day(timezone.now()) - timedelta(days=max(1, min(days, RETENTION_DAYS)) - 1)
+    return dict(
+        TokenUsage.objects.filter(token_id__in=token_ids, day__gte=first)
+        .order_by()
+        .values("token_id")
+        .annotate(total=Sum("count"))
+        .values_list("token_id", "total")
+    )

@@ -1,0 +1,212 @@
+"""Expiry reminders: one digest per organization to its admins and per group to its admins.
+
+A token is due for the smallest threshold (30, 7 or 1 days) its expiry falls within, once per
+threshold and expiry: ``ExpiryReminder`` remembers what was sent, and a new expiry (after a
+regeneration) starts over. Personal tokens are their owners' business and are not listed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orgs.models import GroupMembership, Organization, OrganizationMembership, Role
+from tokens.models import ApiToken, ExpiryReminder, TokenScope
+
+THRESHOLDS = (30, 7, 1)
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    token: ApiToken
+    threshold_days: int
+
+
+@dataclass
+class Digest:
+    """One e-mail: the tokens of an organization (or of one of its groups) due a reminder."""
+
+    organization: Organization
+    recipients: list[str]
+    reminders: list[DueReminder]
+    group_name: str | None = None
+
+    @property
+    def subject(self) -> str:
+        where = f"group {self.group_name} of {self.organization.name}"
+        if self.group_name is None:
+            where = self.organization.name
+        count = len(self.reminders)
+        return f"[Keyward] {count} API token{'s' if count != 1 else ''} expiring in {where}"
+
+    def body(self, now: datetime) -> str:
+        lines = [
+            f"These API tokens of {self.organization.name} expire soon. Regenerate or replace "
+            "them before they stop working.",
+            "",
+        ]
+        for reminder in sorted(self.reminders, key=lambda item: item.token.expires_at):
+            token = reminder.token
+            left = token.expires_at - now
+            days = max(left.days, 0)
+            when = f"in {days} day{'s' if days != 1 else ''}" if days else "within a day"
+            group = f", group {token.group.name}" if token.group_id else ""
+            lines.append(
+                f"- {token.name} ({token.partial_token}), {token.scope} token{group}: expires "
+                f"{token.expires_at:%Y-%m-%d %H:%M} UTC ({when})"
+            )
+        lines += ["", "Each token is listed once per reminder: 30, 7 and 1 days before it expires."]
+        return "\n".join(lines)
+
+
+@dataclass
+class NotifyReport:
+    dry_run: bool
+    digests: list[Digest] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_reminded(self) -> int:
+        return len({r.token.pk for digest in self.digests for r in digest.reminders})
+
+
+def _threshold(expires_at: datetime, now: datetime) -> int | None:
+    """The smallest threshold the expiry falls within, or None."""
+    applicable = [days for days in THRESHOLDS if expires_at <= now + timedelta(days=days)]
+    return min(applicable) if applicable else None
+
+
+def due_reminders(*, now: datetime, organization: Organization | None = None) -> list[DueReminder]:
+    """Active org and group tokens expiring within 30 days whose current threshold has not been
+    reminded for this expiry."""
+    tokens = (
+        ApiToken.objects.active(now)
+        .filter(
+            scope__in=[TokenScope.ORGANIZATION, TokenScope.GROUP],
+            expires_at__lte=now + timedelta(days=max(THRESHOLDS)),
+        )
+        .select_related("organization", "group")
+        .order_by("organization_id", "expires_at", "pk")
+    )
+    if organization is not None:
+        tokens = tokens.filter(organization=organization)
+    tokens = list(tokens)
+    sent = set(
+        ExpiryReminder.objects.filter(token__in=tokens).values_list(
+            "token_id", "threshold_days", "expires_at"
+        )
+    )
+    due = []
+    for token in tokens:
+        threshold = _threshold(token.expires_at, now)
+        if threshold is not None and (token.pk, threshold, token.expires_at) not in sent:
+            due.append(DueReminder(token, threshold))
+    return due
+
+
+def _addresses(memberships: Iterable) -> list[str]:
+    return sorted({m.user.email for m in memberships if m.user.email and m.user.is_active})
+
+
+def build_digests(due: list[DueReminder]) -> list[Digest]:
+    """Group due reminders into one digest per organization and one per group."""
+    by_org: dict[int, list[DueReminder]] = defaultdict(list)
+    by_group: dict[int, list[DueReminder]] = defaultdict(list)
+    for reminder in due:
+        by_org[reminder.token.organization_id].append(reminder)
+        if reminder.token.group_id:
+            by_group[reminder.token.group_id].append(reminder)
+    org_admins: dict[int, list] = defaultdict(list)
+    for membership in OrganizationMembership.objects.filter(
+        organization_id__in=list(by_org), role=Role.ADMIN
+    ).select_related("user"):
+        org_admins[membership.organization_id].append(membership)
+    group_admins: dict[int, list] = defaultdict(list)
+    for membership in GroupMembership.objects.filter(
+        group_id__in=list(by_group), role=Role.ADMIN
+    ).select_related("user"):
+        group_admins[membership.group_id].append(membership)
+
+    digests = []
+    for reminders in by_org.values():
+        organization = reminders[0].token.organization
+        digests.append(Digest(organization, _addresses(org_admins[organization.pk]), reminders))
+    for group_id, reminders in by_group.items():
+        token = reminders[0].token
+        digests.append(
+            Digest(
+                token.organization,
+                _addresses(group_admins[group_id]),
+                reminders,
+                group_name=token.group.name,
+            )
+        )
+    return digests
+
+
+def _claim(reminders: list[DueReminder], now: datetime) -> None:
+    """Remember the reminders as sent; raise IntegrityError if another run sent one first."""
+    ExpiryReminder.objects.bulk_create(
+        [
+            ExpiryReminder(
+                token=reminder.token,
+                threshold_days=reminder.threshold_days,
+                expires_at=reminder.token.expires_at,
+                sent_at=now,
+            )
+            for reminder in reminders
+        ]
+    )
+
+
+def send_reminders(
+    *, now: datetime | None = None, organization: Organization | None = None, dry_run: bool = False
+) -> NotifyReport:
+    """Send each organization's digests and remember them, one organization at a time.
+
+    An organization's reminders are recorded only if all its digests were handed to the mail
+    backend; after a failure they are sent again next run (at least once, never lost).
+    """
+    now = now or timezone.now()
+    report = NotifyReport(dry_run=dry_run)
+    digests = build_digests(due_reminders(now=now, organization=organization))
+    by_org: dict[int, list[Digest]] = defaultdict(list)
+    for digest in digests:
+        by_org[digest.organization.pk].append(digest)
+    for org_digests in by_org.values():
+        to_send = [digest for digest in org_digests if digest.recipients]
+        if dry_run:
+            report.digests += to_send
+            continue
+        # Only what reaches someone counts as sent; an admin who adds an address later still
+        # gets the reminder.
+        organization_reminders = {
+            (r.token.pk, r.threshold_days): r for digest in to_send for r in digest.reminders
+        }
+        if not organization_reminders:
+            continue
+        try:
+            with transaction.atomic():
+                # Claimed first: a second run at once fails here instead of mailing twice.
+                _claim(list(organization_reminders.values()), now)
+                for digest in to_send:
+                    EmailMessage(
+                        subject=digest.subject,
+                        body=digest.body(now),
+                        from_email=settings.DEFAULT_FROM_EMAIL,
+                        to=digest.recipients,
+                    ).send()
+        except IntegrityError:
+            continue  # another run is sending this organization's reminders
+        except Exception as error:  # noqa: BLE001 (any mail backend error: report, go on)
+            report.failures.append(f"{org_digests[0].organization.slug}: {error}")
+            continue
+        report.digests += to_send
+    return report
