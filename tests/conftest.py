@@ -9,6 +9,9 @@ from tokens.usage import buffer
 def _isolated(settings):
     """No background flusher, no throttle counters or usage left over between tests."""
     settings.KEYWARD_USAGE_FLUSH_THREAD = False
+    # Argon2 is deliberately slow; tests create hundreds of users. tests/test_settings.py
+    # checks the production list from the settings module itself.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     buffer.clear()
     yield
