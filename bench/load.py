@@ -42,9 +42,22 @@ def run_wrk(port: int, script: str, tokens_file: str, seconds: int, connections:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     result = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s",
-         handle.name, f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, env={**os.environ, "TOKENS_FILE": tokens_file},
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            handle.name,
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENS_FILE": tokens_file},
         timeout=seconds + 60,
     )
     os.unlink(handle.name)
@@ -54,8 +67,12 @@ def run_wrk(port: int, script: str, tokens_file: str, seconds: int, connections:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keyward_bench"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keyward_bench"
+        ),
+    )
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=32)
@@ -95,19 +112,23 @@ def main(argv: list[str] | None = None) -> dict:
     tokens_file.unlink()
     database = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
     me_rps, health_rps = me["requests"] / me["seconds"], health["requests"] / health["seconds"]
-    return report(f"throughput (gunicorn {args.workers} workers x {args.threads} threads, "
-                  f"wrk c={args.connections} {args.seconds}s)", database, [
-        ("distinct tokens", len(tokens), "1,000"),
-        ("/me requests per second", round(me_rps, 1), ""),
-        ("/me p50 ms", round(me["p50_ms"], 2), ""),
-        ("/me p99 ms", round(me["p99_ms"], 2), ""),
-        ("/me errors (socket + non-2xx)", me["errors"] + me["non2xx"], "0"),
-        ("/health requests per second", round(health_rps, 1), ""),
-        ("/health p50 ms", round(health["p50_ms"], 2), ""),
-        ("/health p99 ms", round(health["p99_ms"], 2), ""),
-        ("/health errors", health["errors"] + health["non2xx"], "0"),
-        ("throughput ratio health/me", round(health_rps / me_rps, 3), ""),
-    ])
+    return report(
+        f"throughput (gunicorn {args.workers} workers x {args.threads} threads, "
+        f"wrk c={args.connections} {args.seconds}s)",
+        database,
+        [
+            ("distinct tokens", len(tokens), "1,000"),
+            ("/me requests per second", round(me_rps, 1), ""),
+            ("/me p50 ms", round(me["p50_ms"], 2), ""),
+            ("/me p99 ms", round(me["p99_ms"], 2), ""),
+            ("/me errors (socket + non-2xx)", me["errors"] + me["non2xx"], "0"),
+            ("/health requests per second", round(health_rps, 1), ""),
+            ("/health p50 ms", round(health["p50_ms"], 2), ""),
+            ("/health p99 ms", round(health["p99_ms"], 2), ""),
+            ("/health errors", health["errors"] + health["non2xx"], "0"),
+            ("throughput ratio health/me", round(health_rps / me_rps, 3), ""),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ services' own cost is measured by bench/creation.py.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.db import transaction
@@ -14,8 +15,9 @@ from django.utils import timezone
 BATCH = 5000
 
 
-def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
-    """Return an organization (with an admin) holding ``count`` bulk-made tokens."""
+def organization_with_tokens(slug: str, count: int, *, expired_days_ago: int | None = None):  # noqa: ANN201, E501
+    """Return an organization (with an admin) holding ``count`` bulk-made tokens, expired
+    ``expired_days_ago`` days ago if given."""
     from orgs.models import Organization, Role, User
     from orgs.principals import Principal
     from orgs.services import create_organization, set_member
@@ -39,13 +41,14 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
     from django.conf import settings
 
     pepper_id, pepper = settings.KEYWARD_TOKEN_PEPPERS[-1]
+    run = secrets.token_hex(4)  # technical users outlive cleaned-up tokens: fresh names
     while existing < count:
         size = min(BATCH, count - existing)
         with transaction.atomic():
             users = User.objects.bulk_create(
                 [
                     User(
-                        username=f"token.{slug}.bulk.{existing + index}",
+                        username=f"token.{slug}.{run}.{existing + index}",
                         kind="technical",
                         display_name=f"bulk {existing + index}",
                         password="!",
@@ -61,7 +64,9 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
                         name=f"bulk token {existing + index:07d}",
                         user=user,
                         role="member",
-                        expires_at=now + timedelta(days=30 + index % 300),
+                        expires_at=now + timedelta(days=30 + index % 300)
+                        if expired_days_ago is None
+                        else now - timedelta(days=expired_days_ago),
                         partial_token="kwo_…bulk",
                         created_by_name="bench",
                         modified_by_name="bench",
@@ -69,10 +74,10 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
                     for index, user in enumerate(users)
                 ]
             )
-            secrets = []
+            rows = []
             for token in tokens:
                 secret = token_format.generate("organization")
-                secrets.append(
+                rows.append(
                     TokenSecret(
                         token=token,
                         digest=token_format.digest(secret, pepper),
@@ -80,6 +85,6 @@ def organization_with_tokens(slug: str, count: int):  # noqa: ANN201
                         partial_token=token_format.partial(secret),
                     )
                 )
-            TokenSecret.objects.bulk_create(secrets)
+            TokenSecret.objects.bulk_create(rows)
         existing += size
     return organization

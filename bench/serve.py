@@ -7,6 +7,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -84,20 +85,23 @@ def gunicorn(environment: dict[str, str], port: int, *, workers: int = 5, thread
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        wait_until_up(port)
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    # A file, not a pipe: nobody reads a pipe while the server runs, and workers logging into
+    # a full pipe block.
+    with tempfile.NamedTemporaryFile("w+", prefix=f"gunicorn-{port}-", suffix=".log") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            wait_until_up(port)
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

@@ -11,62 +11,68 @@ import threading
 class FaultProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
         self.port = 0
         self._down = False
-        self._stopped = False
 
     def start(self) -> FaultProxy:
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", self.port))
-        self._listener.listen(128)
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        # Polling: a thread blocked in accept() is not woken by closing the socket elsewhere,
+        # and the port would keep accepting while "down".
+        listener.settimeout(0.1)
+        self.port = listener.getsockname()[1]
+        self._down = False
+        self._accept_thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._accept_thread.start()
         return self
 
     def go_down(self) -> None:
-        """Drop every open connection and refuse new ones, as a stopped server does."""
+        """Refuse new connections and drop every open one, as a stopped server does."""
+        self._down = True
+        if getattr(self, "_accept_thread", None) is not None:
+            self._accept_thread.join()
+            self._accept_thread = None
         with self._lock:
-            self._down = True
             for connection in self._connections:
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
                 connection.close()
             self._connections.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
 
     def come_back(self) -> None:
-        self._down = False
         self.start()
 
     def stop(self) -> None:
-        self._stopped = True
         self.go_down()
 
-    def _accept(self) -> None:
-        listener = self._listener
-        while listener is not None and not self._down:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._down:
-                    client.close()
-                    upstream.close()
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            while not self._down:
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
                     return
-                self._connections += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+                client.setblocking(True)
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                    upstream.settimeout(None)
+                except OSError:
+                    client.close()
+                    continue
+                with self._lock:
+                    self._connections += [client, upstream]
+                threading.Thread(
+                    target=self._pipe, args=(client, upstream), daemon=True
+                ).start()
+        finally:
+            listener.close()
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         selector = selectors.DefaultSelector()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -22,6 +24,23 @@ from config.wsgi import application
 pytestmark = pytest.mark.django_db
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
+
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Call the real WSGI handler without it closing the test's database connection.
+
+    Django's test client does the same: between requests the handler closes connections it
+    thinks are stale, which on PostgreSQL ends the test's transaction (SQLite's in-memory test
+    database ignores the close, which hid this).
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
 
 CHECKS = [
     not_a_server_error,
