@@ -58,3 +58,14 @@ def test_peppers_parse_with_ids_and_the_last_one_is_the_newest():
 
     peppers = parse_peppers("old:" + "a" * 32 + ", new:" + "b" * 32)
     assert [pepper_id for pepper_id, _ in peppers] == ["old", "new"]
+
+
+def test_production_cookies_are_secure_and_http_only():
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.CSRF_COOKIE_SECURE, "
+        "s.CSRF_COOKIE_HTTPONLY, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0)"
+    )
+    result = manage("shell", "-c", script, env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["True"] * 6
