@@ -1,0 +1,78 @@
+"""Brute force and abuse: a flood of guessed tokens, oversized bodies."""
+
+import statistics
+import time
+
+import pytest
+from django.db import connection
+
+from tests.factories import issue
+from tokens import secrets as token_format
+
+pytestmark = pytest.mark.django_db
+FLOOD = 10_000
+
+
+def timed_me(client, secret, address):
+    start = time.perf_counter()
+    response = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {secret}", REMOTE_ADDR=address)
+    return response.status_code, time.perf_counter() - start
+
+
+def test_ten_thousand_guessed_tokens_are_throttled_while_real_ones_keep_working(
+    client, org_admin, settings
+):
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 100
+    valid = issue(org_admin).secret
+    baseline = [timed_me(client, valid, "198.51.100.10")[1] for _ in range(50)]
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    statuses = {401: 0, 429: 0}
+    during = []
+    with connection.execute_wrapper(count):
+        for index in range(FLOOD):
+            guess = token_format.generate("organization")  # well formed, valid checksum
+            status, _ = timed_me(client, guess, "203.0.113.66")
+            statuses[status] += 1
+            if index % 500 == 0:
+                status, seconds = timed_me(client, valid, "198.51.100.10")
+                assert status == 200
+                during.append(seconds)
+    assert statuses == {401: 100, 429: FLOOD - 100}
+    # Only the guesses before the throttle reached the database (one lookup each), plus the
+    # valid requests (one each, and their usage writes).
+    guess_lookups = [sql for sql in queries if "tokens_tokensecret" in sql]
+    assert len(guess_lookups) <= 100 + len(during)
+    assert statistics.median(during) < 5 * statistics.median(baseline) + 0.005
+
+
+def test_bad_checksums_never_reach_the_database(client, db, django_assert_num_queries):
+    token = token_format.generate("organization")
+    broken = token[:-1] + ("a" if token[-1] != "a" else "b")
+    with django_assert_num_queries(0):
+        for _ in range(200):
+            response = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {broken}")
+            assert response.status_code in (401, 429)
+
+
+def test_an_oversized_api_body_is_refused_before_it_is_read(client, org_admin):
+    secret = issue(org_admin).secret
+    body = b'{"name": "' + b"x" * (256 * 1024) + b'"}'
+    response = client.post(
+        "/api/v1/api-tokens",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_an_oversized_console_form_is_refused_with_400(client, world):
+    client.force_login(world.alice)
+    response = client.post("/o/acme/tokens/new/", {"name": "x" * (256 * 1024)})
+    assert response.status_code == 400
