@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 
@@ -47,4 +47,33 @@ class DatabaseUnavailableMiddleware:
             return None
         response = HttpResponse(render_to_string("503.html"), status=503)
         response.headers["Retry-After"] = "5"
+        return response
+
+
+class ApiErrorShapeMiddleware:
+    """Give the API's own shape to the errors Django and ninja answer before our handlers run:
+    an unknown path under /api/ (404) and a method a path does not take (405)."""
+
+    MESSAGES = {
+        404: ("not_found", "Not found."),
+        405: ("method_not_allowed", "Method not allowed."),
+    }
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code in self.MESSAGES
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            code, message = self.MESSAGES[response.status_code]
+            shaped = JsonResponse(
+                {"error": {"code": code, "message": message}}, status=response.status_code
+            )
+            if "Allow" in response:
+                shaped["Allow"] = response["Allow"]
+            return shaped
         return response

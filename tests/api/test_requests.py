@@ -148,3 +148,13 @@ def test_too_many_failures_from_one_address_are_a_429_with_retry_after(client, c
 def test_health_needs_no_token(client, db):
     response = client.get("/api/v1/health")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_unknown_paths_and_methods_answer_in_the_api_error_shape(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    response = client.delete("/api/v1/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response["Allow"]
