@@ -324,6 +324,7 @@ def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
     return render(request, template, context)
 
 
+@sensitive_variables()  # every frame below, template rendering included, masked in reports
 def _reveal(
     request: HttpRequest, template: str, partial: str, context: dict[str, Any]
 ) -> HttpResponse:
