@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
     "failing",
     [
         "tokens.views.render",  # before anything is rendered
-        "django.template.defaulttags.reverse",  # mid-template, after the secret is written
+        "django.urls.reverse",  # mid-template ({% url %}), after the secret is written
         "tokens.views.trigger_client_event",  # after the response holds the secret
     ],
 )
