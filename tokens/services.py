@@ -56,8 +56,9 @@ def _current_pepper() -> tuple[str, bytes]:
     return settings.KEYWARD_TOKEN_PEPPERS[-1]
 
 
-def _new_secret(token: ApiToken, now: datetime) -> str:
-    secret = token_format.generate(token.scope)
+def _new_secret(token: ApiToken, now: datetime, secret: str | None = None) -> str:
+    """Store the digest of a new secret (generated here unless given) and return the secret."""
+    secret = secret or token_format.generate(token.scope)
     pepper_id, pepper = _current_pepper()
     TokenSecret.objects.create(
         token=token,
@@ -71,10 +72,12 @@ def _new_secret(token: ApiToken, now: datetime) -> str:
 
 
 def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
-    policy = SecurityPolicy.objects.select_related(
-        "organization_tokens", "group_tokens", "personal_tokens"
-    ).get(organization=organization)
-    return policy.for_scope(scope)
+    """The organization's rules for one kind of token (one query, one join)."""
+    field = {"organization": "organization_tokens", "group": "group_tokens"}.get(
+        scope, "personal_tokens"
+    )
+    policy = SecurityPolicy.objects.select_related(field).get(organization=organization)
+    return getattr(policy, field)
 
 
 def _snapshot(token: ApiToken) -> dict[str, Any]:
@@ -337,13 +340,13 @@ def create_token(
             if scope == TokenScope.PERSONAL:
                 user = actor.user
             else:
-                user = User.objects.create(
+                user = User(
                     username=_technical_username(organization, name),
                     kind=UserKind.TECHNICAL,
                     display_name=name,
                 )
                 user.set_unusable_password()
-                user.save(update_fields=["password"])
+                user.save()
             token = ApiToken(
                 organization=organization,
                 group=group,
@@ -361,11 +364,11 @@ def create_token(
                 modified_at=now,
                 modified_by=actor.user,
                 modified_by_name=actor.name[:150],
-                partial_token="",
             )
+            secret = token_format.generate(scope)
+            token.partial_token = token_format.partial(secret)
             token.save()
-            secret = _new_secret(token, now)
-            token.save(update_fields=["partial_token"])
+            _new_secret(token, now, secret)
             _record(actor, "token.created", token, audit.diff({}, _snapshot(token)))
     except IntegrityError:
         # Two creations with the same name at once: the database's unique index decides.
