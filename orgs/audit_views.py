@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -108,8 +108,10 @@ class AuditFilterForm(forms.Form):
         if data.get("since"):
             events = events.filter(occurred_at__gte=datetime.combine(data["since"], time.min, UTC))
         if data.get("until"):
-            end = datetime.combine(data["until"], time.min, UTC) + timedelta(days=1)
-            events = events.filter(occurred_at__lt=end)
+            # The day after, exclusive; the last day of the calendar has no day after.
+            if data["until"] < date.max:
+                end = datetime.combine(data["until"] + timedelta(days=1), time.min, UTC)
+                events = events.filter(occurred_at__lt=end)
         return events
 
 
