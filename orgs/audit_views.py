@@ -107,11 +107,10 @@ class AuditFilterForm(forms.Form):
                 events = events.filter(Q(object_repr__icontains=text) | Q(object_type=text))
         if data.get("since"):
             events = events.filter(occurred_at__gte=datetime.combine(data["since"], time.min, UTC))
-        if data.get("until"):
-            # The day after, exclusive; the last day of the calendar has no day after.
-            if data["until"] < date.max:
-                end = datetime.combine(data["until"] + timedelta(days=1), time.min, UTC)
-                events = events.filter(occurred_at__lt=end)
+        # Until the day after, exclusive; the calendar's last day has no day after.
+        if data.get("until") and data["until"] < date.max:
+            end = datetime.combine(data["until"] + timedelta(days=1), time.min, UTC)
+            events = events.filter(occurred_at__lt=end)
         return events
 
 
