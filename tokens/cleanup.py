@@ -241,15 +241,20 @@ def _delete_phase(
 ) -> None:
     counter = f"deleted_{reason}"
     done = 0
+    last_id = 0
     while True:
         with transaction.atomic():
-            batch = _claim_batch(queryset, batch_size)
+            # Walk the ids forward: restarting from the front each batch would make PostgreSQL
+            # step over every index entry deleted so far (dead until vacuumed), so each batch
+            # would cost more than the last.
+            batch = _claim_batch(queryset.filter(pk__gt=last_id).order_by("pk"), batch_size)
             if not batch:
                 return
             _delete_tokens([token_id for token_id, _org, _user, _kind in batch])
             deactivated = _deactivate_technical_users(
                 {user: org for _token, org, user, kind in batch if kind == UserKind.TECHNICAL}
             )
+        last_id = batch[-1][0]
         # Counted after the commit, so an interrupted batch counts for nothing.
         for org_id, count in Counter(org_id for _token, org_id, _user, _kind in batch).items():
             counts = report.by_organization[org_id]
