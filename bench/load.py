@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
         "    print(create_token(actor=actor, organization=org, name=f'load {i}', role='member',"
         " expires_at=None).secret)\n"
     )
-    tokens = manage(environment, "shell", "-c", seed).split()
+    # Only the tokens: the shell may print a banner of its own.
+    tokens = [
+        word for word in manage(environment, "shell", "-c", seed).split() if word.startswith("kwo_")
+    ]
     tokens_file = Path(tempfile.mkstemp(suffix=".txt")[1])
     tokens_file.write_text("\n".join(tokens) + "\n")
     with gunicorn(environment, 8391, workers=args.workers, threads=args.threads):

@@ -53,7 +53,7 @@ def manage(environment: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def wait_until_up(port: int, seconds: float = 30) -> None:
+def wait_until_up(port: int, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
