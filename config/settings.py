@@ -291,6 +291,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "keyward@localh
 
 # Bearer authentication.
 KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
+# Last use and daily counts gathered in Redis, shared by every instance, when it is there.
+KEYWARD_USAGE_REDIS_URL = REDIS_URL
 KEYWARD_AUTH_FAILURE_LIMIT = int(os.environ.get("KEYWARD_AUTH_FAILURE_LIMIT", "100"))
 KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = int(
     os.environ.get("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", "600")

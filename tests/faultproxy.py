@@ -68,9 +68,7 @@ class FaultProxy:
                     continue
                 with self._lock:
                     self._connections += [client, upstream]
-                threading.Thread(
-                    target=self._pipe, args=(client, upstream), daemon=True
-                ).start()
+                threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
         finally:
             listener.close()
 

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from tokens.models import ApiToken, TokenSecret, TokenUsage
@@ -118,19 +118,7 @@ class UsageBuffer:
             self._pending.clear()
 
     def _write(self, token_id: int, entry: _Pending) -> None:
-        try:
-            with transaction.atomic():
-                ApiToken.objects.filter(pk=token_id).update(
-                    last_used_at=entry.last_used_at, last_used_address=entry.last_used_address
-                )
-                for secret_id, (used_at, address) in entry.secrets.items():
-                    TokenSecret.objects.filter(pk=secret_id).update(
-                        last_used_at=used_at, last_used_address=address
-                    )
-                for day, count in entry.counts.items():
-                    _add_count(token_id, day, count)
-        except Exception:  # a lost minute of counts must never fail a request
-            logger.exception("Could not write usage of token %s", token_id)
+        write_entry(token_id, entry)
 
     def _ensure_flusher(self) -> None:
         if not getattr(settings, "KEYWARD_USAGE_FLUSH_THREAD", True):
@@ -156,6 +144,25 @@ class UsageBuffer:
                 connection.close()
 
 
+def write_entry(token_id: int, entry: _Pending) -> None:
+    """Write one token's gathered use; never fails (a lost minute of counts must not fail a
+    request), and never moves a last use backwards when another process wrote a later one."""
+    try:
+        with transaction.atomic():
+            if entry.last_used_at is not None:
+                ApiToken.objects.filter(pk=token_id).filter(
+                    Q(last_used_at__isnull=True) | Q(last_used_at__lte=entry.last_used_at)
+                ).update(last_used_at=entry.last_used_at, last_used_address=entry.last_used_address)
+            for secret_id, (used_at, address) in entry.secrets.items():
+                TokenSecret.objects.filter(pk=secret_id).filter(
+                    Q(last_used_at__isnull=True) | Q(last_used_at__lte=used_at)
+                ).update(last_used_at=used_at, last_used_address=address)
+            for day, count in entry.counts.items():
+                _add_count(token_id, day, count)
+    except Exception:
+        logger.exception("Could not write usage of token %s", token_id)
+
+
 def _utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
@@ -172,7 +179,17 @@ def _add_count(token_id: int, day: date, count: int) -> None:
         TokenUsage.objects.filter(token_id=token_id, day=day).update(count=F("count") + count)
 
 
-buffer = UsageBuffer()
+def _make_buffer() -> UsageBuffer:
+    """The shared Redis buffer where one is configured, else this process's own."""
+    url = getattr(settings, "KEYWARD_USAGE_REDIS_URL", "")
+    if url:
+        from tokens.usage_redis import RedisUsageBuffer
+
+        return RedisUsageBuffer(url)
+    return UsageBuffer()
+
+
+buffer = _make_buffer()
 atexit.register(lambda: buffer.flush())
 
 

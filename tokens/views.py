@@ -72,6 +72,8 @@ class CappedPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+
+
 USAGE_DAYS = 30
 RECENT_EVENTS = 10
 TOKEN_CHANGED = "token-changed"

@@ -26,7 +26,6 @@ pytestmark = pytest.mark.django_db
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
 
-
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection():
     """Call the real WSGI handler without it closing the test's database connection.

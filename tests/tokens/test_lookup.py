@@ -23,9 +23,16 @@ def test_the_row_matches_the_orm_for_a_group_token_with_filter_and_expiry(world,
     ip_filter = IpFilter.objects.create(
         organization=world.acme, name="Office", rules_text="allow 10.0.0.0/8"
     )
-    issued = issue(org_admin, scope="group", group=world.platform, role="custom",
-                   permissions=["api.usage.read"], expires_in=timedelta(days=3),
-                   allowed_addresses=("10.1.0.0/16",), ip_filter=ip_filter)
+    issued = issue(
+        org_admin,
+        scope="group",
+        group=world.platform,
+        role="custom",
+        permissions=["api.usage.read"],
+        expires_in=timedelta(days=3),
+        allowed_addresses=("10.1.0.0/16",),
+        ip_filter=ip_filter,
+    )
     row = find_secret(digests(issued.secret))
     token = ApiToken.objects.select_related("user", "organization", "group", "ip_filter").get(
         pk=issued.token.pk
