@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -211,10 +211,29 @@ def _claim_batch(queryset: QuerySet[ApiToken], batch_size: int) -> list[tuple[in
 
 
 def _delete_tokens(token_ids: list[int]) -> int:
-    # ``only("pk")``: the collector needs instances, not their columns; related secrets, usage
-    # and reminders go by token id without being loaded.
-    deleted = ApiToken.objects.filter(pk__in=token_ids).only("pk").delete()[1]
-    return deleted.get(ApiToken._meta.label, 0)
+    """Delete the tokens and what cascades from them in one statement per table.
+
+    ``QuerySet.delete()`` on the tokens would load every one and delete them a hundred at a
+    time; the rows that depend on a token (secrets, usage, reminders: whatever relation
+    cascades) go first by token id, then the tokens in one statement. A relation that does not
+    simply cascade falls back to Django's collector, so a model added later is never skipped.
+    """
+    relations = ApiToken._meta.related_objects
+    if any(relation.on_delete is not models.CASCADE for relation in relations):
+        deleted = ApiToken.objects.filter(pk__in=token_ids).only("pk").delete()[1]
+        return deleted.get(ApiToken._meta.label, 0)
+    for relation in relations:
+        relation.related_model._base_manager.filter(
+            **{f"{relation.field.name}__in": token_ids}
+        ).delete()
+    table = connection.ops.quote_name(ApiToken._meta.db_table)
+    column = connection.ops.quote_name(ApiToken._meta.pk.column)
+    placeholders = ", ".join(["%s"] * len(token_ids))
+    # Identifiers quoted from the model's own metadata; the ids are parameters.
+    statement = f"DELETE FROM {table} WHERE {column} IN ({placeholders})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(statement, token_ids)
+        return cursor.rowcount
 
 
 def _deactivate_technical_users(users: dict[int, int]) -> Counter[int]:

@@ -15,7 +15,7 @@ from orgs.models import AuditEvent, User
 from tests.factories import OPERATOR, issue
 from tests.operators.conftest import bulk_tokens
 from tokens import cleanup
-from tokens.models import ApiToken, TokenSecret, TokenStatus, TokenUsage
+from tokens.models import ApiToken, ExpiryReminder, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import revoke_token
 
 pytestmark = pytest.mark.django_db
@@ -66,9 +66,16 @@ def test_deleted_tokens_take_their_secrets_and_usage_and_deactivate_their_techni
     ids = mix["expired_long_ago"]
     users = list(ApiToken.objects.filter(pk__in=ids).values_list("user_id", flat=True))
     TokenUsage.objects.create(token_id=ids[0], day=timezone.now().date(), count=3)
+    token = ApiToken.objects.get(pk=ids[1])
+    ExpiryReminder.objects.create(token=token, threshold_days=1, expires_at=token.expires_at)
+    kept = mix["active"][0]
+    TokenUsage.objects.create(token_id=kept, day=timezone.now().date(), count=5)
     run()
     assert not TokenSecret.objects.filter(token_id__in=ids).exists()
     assert not TokenUsage.objects.filter(token_id__in=ids).exists()
+    assert not ExpiryReminder.objects.filter(token_id__in=ids).exists()
+    assert TokenSecret.objects.filter(token_id=kept).exists()
+    assert TokenUsage.objects.get(token_id=kept).count == 5
     assert not User.objects.filter(pk__in=users, is_active=True).exists()
     assert User.objects.filter(pk__in=users).count() == 3  # kept for history
 
