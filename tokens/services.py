@@ -282,9 +282,6 @@ def create_token(
 
     errors: dict[str, list[str]] = {}
     name, name_errors = _validate_name(name)
-    owner = actor.user if scope == TokenScope.PERSONAL else None
-    if not name_errors and _name_taken(organization, scope, name, group=group, owner=owner):
-        name_errors.append(f"A {scope} token named {name!r} already exists.")
     if name_errors:
         errors["name"] = name_errors
     if role not in TokenRole.values:
@@ -327,6 +324,13 @@ def create_token(
             )
         ip_filter = policy.enforced_ip_filter
     if errors:
+        # Said with the other mistakes, so that one round fixes them all; otherwise the unique
+        # index decides below, which also settles two creations at once, in one query less.
+        owner = actor.user if scope == TokenScope.PERSONAL else None
+        if "name" not in errors and _name_taken(
+            organization, scope, name, group=group, owner=owner
+        ):
+            errors["name"] = [f"A {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
 
     if role == TokenRole.CUSTOM:

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
-from orgs.models import AuditEvent, OrganizationMembership, Role, UserKind
+from orgs.models import AuditEvent, OrganizationMembership, Role, User, UserKind
 from orgs.principals import Principal
 from tests.factories import issue
 from tokens import permissions as catalog
@@ -101,6 +101,20 @@ def test_names_are_required_limited_and_unique_within_their_scope(world, org_adm
     # The same name in another scope is fine.
     issue(group_admin, scope="group", group=world.platform, name="Shared name")
     assert ApiToken.objects.filter(name__iexact="shared name").count() == 2
+
+
+def test_a_taken_name_is_reported_with_the_other_mistakes_in_one_round(world, org_admin):
+    issue(org_admin, name="Deploy")
+    users = User.objects.count()
+    with pytest.raises(ValidationError) as error:
+        issue(org_admin, name="DEPLOY", role="custom", permissions=["no.such.permission"])
+    assert "already exists" in error.value.message_dict["name"][0]
+    assert "Unknown permission" in error.value.message_dict["permissions"][0]
+    with pytest.raises(ValidationError) as error:  # alone, the unique index says it
+        issue(org_admin, name="deploy")
+    assert "already exists" in error.value.message_dict["name"][0]
+    assert ApiToken.objects.filter(name__iexact="deploy").count() == 1
+    assert User.objects.count() == users  # no technical user left behind
 
 
 def test_unknown_or_out_of_scope_permissions_are_named_and_nothing_is_created(world, org_admin):
