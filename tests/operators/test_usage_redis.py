@@ -176,3 +176,11 @@ def test_requests_go_on_counted_in_process_while_redis_does_not_answer(
     assert TokenUsage.objects.get(token=issued.token).count == 2
     warnings = [r for r in caplog.records if "Redis usage buffer unavailable" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per request
+
+
+def test_the_shared_buffer_is_chosen_exactly_when_redis_is_configured(settings, namespace):
+    settings.KEYWARD_USAGE_REDIS_URL = REDIS_URL
+    assert isinstance(usage._make_buffer(), RedisUsageBuffer)
+    settings.KEYWARD_USAGE_REDIS_URL = ""
+    chosen = usage._make_buffer()
+    assert type(chosen) is usage.UsageBuffer

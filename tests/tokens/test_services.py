@@ -117,6 +117,21 @@ def test_a_taken_name_is_reported_with_the_other_mistakes_in_one_round(world, or
     assert User.objects.count() == users  # no technical user left behind
 
 
+def test_the_unique_index_refuses_a_taken_name_in_group_and_personal_scopes(
+    world, group_admin, member
+):
+    issue(group_admin, scope="group", group=world.platform, name="Runner")
+    with pytest.raises(ValidationError) as error:
+        issue(group_admin, scope="group", group=world.platform, name="RUNNER")
+    assert "already exists" in error.value.message_dict["name"][0]
+    issue(member, scope="personal", name="Laptop")
+    with pytest.raises(ValidationError) as error:
+        issue(member, scope="personal", name="laptop")
+    assert "already exists" in error.value.message_dict["name"][0]
+    assert ApiToken.objects.filter(name__iexact="runner").count() == 1
+    assert ApiToken.objects.filter(name__iexact="laptop").count() == 1
+
+
 def test_unknown_or_out_of_scope_permissions_are_named_and_nothing_is_created(world, org_admin):
     with pytest.raises(ValidationError) as error:
         issue(org_admin, role="custom", permissions=["api.nope.read", "api.api-tokens.read"])
