@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from orgs.models import Organization
     from orgs.principals import Principal
-    from orgs.services import create_organization
+    from people.services import create_organization
     from tokens.services import create_token
 
     slug = f"benchcreate{int(time.time())}"

@@ -20,7 +20,7 @@ def organization_with_tokens(slug: str, count: int, *, expired_days_ago: int | N
     ``expired_days_ago`` days ago if given."""
     from orgs.models import Organization, Role, User
     from orgs.principals import Principal
-    from orgs.services import create_organization, set_member
+    from people.services import create_organization, set_member
     from tokens import secrets as token_format
     from tokens.models import ApiToken, TokenSecret
 

@@ -17,8 +17,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
+from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from config.api_support import BearerTokenAuth, JsonParser, UnreadableBody
-from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from tokens.auth import AuthenticationFailed
 
 logger = logging.getLogger("keyward.api")
@@ -190,9 +190,11 @@ def health(request: HttpRequest) -> dict[str, str]:
 
 # Routers import this module's helpers, so they are mounted last.
 from orgs.api import router as orgs_router  # noqa: E402
+from people.api import router as people_router  # noqa: E402
 from policies.api import router as policies_router  # noqa: E402
 from tokens.api import router as tokens_router  # noqa: E402
 
 api.add_router("", orgs_router)
+api.add_router("", people_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)

@@ -17,8 +17,8 @@ from ninja.security.http import HttpAuthBase
 from pydantic import ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-from orgs.errors import Forbidden
-from orgs.principals import Principal
+from access import rules
+from access.principal import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
 
@@ -81,10 +81,8 @@ class BearerTokenAuth(HttpAuthBase):
     def __call__(self, request: HttpRequest) -> Any:
         result = authenticate(request.headers.get("Authorization"), client_address(request))
         principal = result.principal
-        if self.permission is not None and not principal.has_permission(self.permission):
-            raise Forbidden(
-                f"This needs the permission {self.permission}.", permission=self.permission
-            )
+        if self.permission is not None:
+            rules.require(principal, self.permission)
         return principal
 
 

@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from its bundled static files, not a CDN
     "orgs",
+    "people",
     "policies",
     "tokens",
 ]
@@ -166,6 +167,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "orgs.console.console_permissions",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

@@ -21,6 +21,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from access import rules
 from orgs.console import organization_view
 from orgs.models import AuditEvent
 from orgs.principals import Principal
@@ -116,7 +117,7 @@ class AuditFilterForm(forms.Form):
 
 def visible_events(principal: Principal) -> QuerySet[AuditEvent]:
     """The events the principal may read; PermissionDenied if it administers nothing."""
-    if not (principal.is_org_admin or principal.administered_group_ids):
+    if not rules.may_read_audit(principal):
         raise PermissionDenied("Only organization and group admins read the audit log.")
     return AuditEvent.objects.visible_to(principal)
 

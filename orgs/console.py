@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
+from access import catalog, rules
 from orgs.models import Organization
 from orgs.principals import Principal
 from policies.addresses import client_address
@@ -33,3 +34,22 @@ def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def console_permissions(request: HttpRequest) -> dict[str, Any]:
+    """What the signed-in person may open, for the navigation and the pages' links (asked of
+    the access layer; a page checks again when it is opened)."""
+    principal = getattr(request, "principal", None)
+    if principal is None:
+        return {}
+    return {
+        "can": {
+            "list_organization_tokens": rules.may_list_tokens(principal, catalog.ORGANIZATION),
+            "read_ip_filters": rules.may_read_ip_filters(principal),
+            "write_ip_filters": rules.may_write_ip_filters(principal),
+            "read_policy": rules.may_read_policy(principal),
+            "change_policy": rules.may_change_policy(principal),
+            "read_audit": rules.may_read_audit(principal),
+            "organization_wide": principal.organization_wide,
+        }
+    }

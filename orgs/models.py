@@ -9,8 +9,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from access import visibility
+
 if TYPE_CHECKING:
-    from orgs.principals import Principal
+    from access.principal import Principal
 
 
 class UserKind(models.TextChoices):
@@ -80,22 +82,10 @@ class Organization(models.Model):
         return self.name
 
 
-def _group_token_id(principal: Principal) -> int | None:
-    """The group of a group token, whose principal sees only that group."""
-    token = principal.token
-    if token is not None and token.scope == "group":
-        return token.group_id
-    return None
-
-
 class GroupQuerySet(models.QuerySet["Group"]):
     def visible_to(self, principal: Principal) -> GroupQuerySet:
-        """Every group of the organization, or only its own for a group token."""
-        if principal.is_operator and principal.organization is None:
-            return self.all()
-        queryset = self.filter(organization=principal.organization)
-        group_id = _group_token_id(principal)
-        return queryset if group_id is None else queryset.filter(pk=group_id)
+        """The groups the principal may see (``access.visibility.groups``)."""
+        return self.filter(visibility.groups(principal))
 
 
 class Group(models.Model):
@@ -119,14 +109,12 @@ class Group(models.Model):
 
 class OrganizationMembershipQuerySet(models.QuerySet["OrganizationMembership"]):
     def visible_to(self, principal: Principal) -> OrganizationMembershipQuerySet:
-        """The organization's members, or only those of its group for a group token."""
-        if principal.is_operator and principal.organization is None:
-            return self.all()
-        queryset = self.filter(organization=principal.organization)
-        group_id = _group_token_id(principal)
-        if group_id is None:
-            return queryset
-        return queryset.filter(user__group_memberships__group_id=group_id)
+        """The memberships the principal may see (``access.visibility.organization_members``)."""
+        visible = self.filter(visibility.organization_members(principal))
+        if principal.organization_wide:
+            return visible
+        # Through group memberships: a person in two such groups would come twice.
+        return self.filter(pk__in=visible.values("pk"))
 
 
 class OrganizationMembership(models.Model):
@@ -153,12 +141,8 @@ class OrganizationMembership(models.Model):
 
 class GroupMembershipQuerySet(models.QuerySet["GroupMembership"]):
     def visible_to(self, principal: Principal) -> GroupMembershipQuerySet:
-        """Memberships of the organization's groups (a group token: of its own group)."""
-        if principal.is_operator and principal.organization is None:
-            return self.all()
-        queryset = self.filter(group__organization=principal.organization)
-        group_id = _group_token_id(principal)
-        return queryset if group_id is None else queryset.filter(group_id=group_id)
+        """The group memberships the principal may see (``access.visibility.group_members``)."""
+        return self.filter(visibility.group_members(principal))
 
 
 class GroupMembership(models.Model):
@@ -191,14 +175,8 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         raise AppendOnlyError("Audit events cannot be deleted.")
 
     def visible_to(self, principal: Principal) -> AuditEventQuerySet:
-        """The organization's log for those with organization-wide rights; otherwise the events
-        of the groups the principal administers (a group token: its own group)."""
-        if principal.is_operator and principal.organization is None:
-            return self.all()
-        queryset = self.filter(organization=principal.organization)
-        if principal.is_org_admin:
-            return queryset
-        return queryset.filter(group_id__in=principal.administered_group_ids)
+        """The events the principal may see (``access.visibility.audit_events``)."""
+        return self.filter(visibility.audit_events(principal))
 
     def for_token(self, token_id: int) -> AuditEventQuerySet:
         """Events about a token or done through it."""

@@ -14,6 +14,7 @@ from ninja import Field, Path, Query, Router
 from pydantic import ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
+from access.errors import NotFound
 from config.api_support import (
     MAX_ID,
     MAX_VERSION,
@@ -28,7 +29,6 @@ from config.api_support import (
     requires,
     responses,
 )
-from orgs.errors import NotFound
 from orgs.principals import Principal
 from policies import services
 from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
@@ -274,6 +274,10 @@ class ImpactOut(CamelSchema):
     revoked: list[TokenChangeOut]
     expiry_shortened: list[TokenChangeOut]
     ip_filter_enforced: list[TokenChangeOut]
+    ip_filter_released: list[TokenChangeOut] = Field(
+        description="Tokens that lose the IP filter the policy had put on them and no longer "
+        "enforces."
+    )
     custom_ip_removed: list[TokenChangeOut]
     without_expiry: list[TokenChangeOut] = Field(
         description="Tokens that keep no expiry although one becomes required for new tokens."
@@ -436,6 +440,7 @@ def _impact_out(impact: services.PolicyImpact) -> dict[str, Any]:
         "revoked": _token_changes(impact.revoked),
         "expiry_shortened": _token_changes(impact.expiry_shortened),
         "ip_filter_enforced": _token_changes(impact.ip_filter_enforced),
+        "ip_filter_released": _token_changes(impact.ip_filter_released),
         "custom_ip_removed": _token_changes(impact.custom_ip_removed),
         "without_expiry": _token_changes(impact.without_expiry),
     }

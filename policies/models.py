@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from access import visibility
 from orgs.models import Organization, User
 from policies import rules as ip_rules
 from tokens.durations import format_duration
+
+if TYPE_CHECKING:
+    from access.principal import Principal
 
 SCOPES = ("organization", "group", "personal")
 DEFAULT_MAX_GRACE = timedelta(days=7)
@@ -19,10 +24,9 @@ DEFAULT_PERSONAL_LIFETIME = timedelta(days=30)
 
 
 class IpFilterQuerySet(models.QuerySet["IpFilter"]):
-    def visible_to(self, principal) -> IpFilterQuerySet:  # noqa: ANN001 (Principal, avoids a cycle)
-        if principal.is_operator and principal.organization is None:
-            return self.all()
-        return self.filter(organization=principal.organization)
+    def visible_to(self, principal: Principal) -> IpFilterQuerySet:
+        """The organization's filters (``access.visibility.ip_filters``)."""
+        return self.filter(visibility.ip_filters(principal))
 
 
 class IpFilter(models.Model):

@@ -17,10 +17,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from access import rules
+from access.errors import NotFound, VersionConflict
+from access.principal import Principal
 from orgs import audit
-from orgs.errors import Forbidden, NotFound, VersionConflict
 from orgs.models import Organization
-from orgs.principals import Principal
 from policies import rules as ip_rules
 from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
 from tokens import services as token_services
@@ -135,6 +136,8 @@ class PolicyImpact:
     ``revoked``: active tokens of a kind no longer allowed (revoked, not deleted).
     ``expiry_shortened``: tokens whose expiry moves to the new maximum (after = new expiry).
     ``ip_filter_enforced``: tokens that get the enforced IP filter (before/after = filter name).
+    ``ip_filter_released``: tokens whose filter the policy had put there and no longer enforces;
+    they lose it (before = filter name, after = None).
     ``custom_ip_removed``: tokens that lose their own filter or addresses (before/after =
     ``{"ip_filter": name | None, "allowed_addresses": [...]}``).
     ``without_expiry``: tokens that keep having no expiry although one becomes required
@@ -146,6 +149,7 @@ class PolicyImpact:
     revoked: list[TokenChange] = field(default_factory=list)
     expiry_shortened: list[TokenChange] = field(default_factory=list)
     ip_filter_enforced: list[TokenChange] = field(default_factory=list)
+    ip_filter_released: list[TokenChange] = field(default_factory=list)
     custom_ip_removed: list[TokenChange] = field(default_factory=list)
     without_expiry: list[TokenChange] = field(default_factory=list)
     policy_version: int = 1
@@ -158,6 +162,7 @@ class PolicyImpact:
             *self.revoked,
             *self.expiry_shortened,
             *self.ip_filter_enforced,
+            *self.ip_filter_released,
             *self.custom_ip_removed,
         ):
             seen.setdefault(change.token.pk, change.token)
@@ -208,6 +213,15 @@ class PolicyImpact:
                     "got the enforced IP filter",
                 )
             )
+        if self.ip_filter_released:
+            lines.append(
+                say(
+                    self.ip_filter_released,
+                    "would lose the IP filter the policy no longer enforces",
+                    "lost the IP filter the policy no longer enforces",
+                    "lost the IP filter the policy no longer enforces",
+                )
+            )
         if self.custom_ip_removed:
             lines.append(
                 say(
@@ -229,6 +243,7 @@ class PolicyImpact:
             ("revoke", self.revoked),
             ("expiry", self.expiry_shortened),
             ("filter", self.ip_filter_enforced),
+            ("released", self.ip_filter_released),
             ("custom", self.custom_ip_removed),
         ):
             parts.extend(f"{kind}:{change.token.pk}" for change in changes)
@@ -261,16 +276,6 @@ def describe_setting(setting: str, value: Any) -> str:
 
 
 # Rights -------------------------------------------------------------------------------------
-
-
-def _require_permission(actor: Principal, permission: str) -> None:
-    if not actor.has_permission(permission):
-        raise Forbidden(f"This needs the permission {permission}.", permission=permission)
-
-
-def _require_organization(actor: Principal, organization: Organization) -> None:
-    if actor.organization is not None and actor.organization.pk != organization.pk:
-        raise NotFound("No such organization.")
 
 
 def _require_filter_visible(actor: Principal, ip_filter: IpFilter) -> None:
@@ -373,8 +378,8 @@ def create_ip_filter(
 
     Needs ``api.ip-filters.write``.
     """
-    _require_organization(actor, organization)
-    _require_permission(actor, "api.ip-filters.write")
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_write_ip_filters(actor)
     name, description, rules_text = _clean_filter_fields(
         organization, name=name, description=description, rules_text=rules_text
     )
@@ -423,7 +428,7 @@ def update_ip_filter(
     """Change a filter's name, description or rules (None keeps a field); effective at once
     for every token that uses it. Needs ``api.ip-filters.write``."""
     _require_filter_visible(actor, ip_filter)
-    _require_permission(actor, "api.ip-filters.write")
+    rules.require_write_ip_filters(actor)
     try:
         with transaction.atomic():
             locked = _lock_filter(ip_filter, expected_version)
@@ -471,7 +476,7 @@ def delete_ip_filter(
     """Delete a filter no token and no policy scope uses; otherwise raise IpFilterInUse
     (a ValidationError on ``ip_filter``) listing them. Needs ``api.ip-filters.delete``."""
     _require_filter_visible(actor, ip_filter)
-    _require_permission(actor, "api.ip-filters.delete")
+    rules.require_delete_ip_filters(actor)
     with transaction.atomic():
         locked = _lock_filter(ip_filter, expected_version)
         tokens, scopes = filter_users(locked)
@@ -659,8 +664,11 @@ def _impact(
                         token, token.ip_filter.name if token.ip_filter else None, enforced.name
                     )
                 )
+            elif enforced is None and token.ip_filter_from_policy and token.ip_filter is not None:
+                impact.ip_filter_released.append(TokenChange(token, token.ip_filter.name, None))
             if not proposed["custom_ip_allowed"]:
-                own_filter = token.ip_filter if enforced is None else None
+                own = enforced is None and not token.ip_filter_from_policy
+                own_filter = token.ip_filter if own else None
                 if own_filter is not None or token.allowed_addresses:
                     impact.custom_ip_removed.append(
                         TokenChange(
@@ -692,8 +700,8 @@ def preview_policy_change(
     ValidationError keyed ``scope.setting``. Needs ``api.security-policies.write``.
     """
     now = now or timezone.now()
-    _require_organization(actor, organization)
-    _require_permission(actor, "api.security-policies.write")
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_change_policy(actor)
     policy = _load_policy(organization)
     cleaned = _clean_changes(organization, policy, changes)
     impact, _ = _impact(organization, policy, cleaned, now)
@@ -718,8 +726,8 @@ def update_security_policy(
     tokens touched differ from the preview. Returns the impact that was applied.
     """
     now = now or timezone.now()
-    _require_organization(actor, organization)
-    _require_permission(actor, "api.security-policies.write")
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_change_policy(actor)
     with transaction.atomic():
         policy = _load_policy(organization, lock=True)
         if expected_version is not None and policy.version != expected_version:
@@ -762,27 +770,25 @@ def update_security_policy(
 def _apply_to_tokens(
     actor: Principal, policy: SecurityPolicy, impact: PolicyImpact, now: datetime
 ) -> None:
-    """Change each touched token once, audited with the token services' own helpers so these
+    """Change each touched token once, through the token services' policy entry point, so these
     events read like any other token change in the log."""
     revoked = {change.token.pk for change in impact.revoked}
     expiries = {change.token.pk: change.after for change in impact.expiry_shortened}
     enforced = {change.token.pk for change in impact.ip_filter_enforced}
+    released = {change.token.pk for change in impact.ip_filter_released}
     custom_removed = {change.token.pk for change in impact.custom_ip_removed}
     for token in impact.touched_tokens:
-        before = token_services._snapshot(token)
-        if token.pk in revoked:
-            token.status = TokenStatus.REVOKED
-            token.revoked_at = now
-            token.revoked_reason = f"The security policy no longer allows {token.scope} tokens."
-        if token.pk in expiries:
-            token.expires_at = expiries[token.pk]
-        if token.pk in custom_removed:
-            token.allowed_addresses = []
-            token.ip_filter = None
-        if token.pk in enforced:
-            token.ip_filter = policy.for_scope(token.scope).enforced_ip_filter
-        token_services._touch(token, actor, now)
-        token.save()
-        action = "token.revoked" if token.pk in revoked else "token.policy_applied"
-        changes = audit.diff(before, token_services._snapshot(token))
-        token_services._record(actor, action, token, changes)
+        token_services.apply_policy(
+            actor=actor,
+            token=token,
+            revoke_reason=f"The security policy no longer allows {token.scope} tokens."
+            if token.pk in revoked
+            else None,
+            expires_at=expiries.get(token.pk),
+            ip_filter=policy.for_scope(token.scope).enforced_ip_filter
+            if token.pk in enforced
+            else None,
+            release_ip_filter=token.pk in released,
+            remove_own_addresses=token.pk in custom_removed,
+            now=now,
+        )

@@ -12,16 +12,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from access import rules
+from access.errors import Forbidden, NotFound, VersionConflict
 from orgs.console import organization_view
-from orgs.errors import Forbidden, NotFound, VersionConflict
 from policies import rules as ip_rules
 from policies import services
 from policies.forms import AddressTestForm, IpFilterForm, ScopePolicyForm
 from policies.models import SCOPES, IpFilter, SecurityPolicy
 
 
-def _require(request: HttpRequest, permission: str) -> None:
-    if not request.principal.has_permission(permission):  # type: ignore[attr-defined]
+def _require(request: HttpRequest, allowed: bool, permission: str) -> None:
+    """Refuse the page (403) unless the access layer said yes."""
+    if not allowed:
         raise PermissionDenied(f"This page needs the permission {permission}.")
 
 
@@ -49,7 +51,7 @@ def _policy(request: HttpRequest) -> SecurityPolicy:
 @require_GET
 @organization_view
 def ip_filter_list(request: HttpRequest) -> HttpResponse:
-    _require(request, "api.ip-filters.read")
+    _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     policy = _policy(request)
     enforced: dict[int, list[str]] = {}
     for scope in SCOPES:
@@ -69,7 +71,7 @@ def ip_filter_list(request: HttpRequest) -> HttpResponse:
         {
             "section": "ip-filters",
             "filters": filters,
-            "can_write": request.principal.has_permission("api.ip-filters.write"),  # type: ignore[attr-defined]
+            "can_write": rules.may_write_ip_filters(request.principal),
         },
     )
 
@@ -77,7 +79,7 @@ def ip_filter_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @organization_view
 def ip_filter_create(request: HttpRequest) -> HttpResponse:
-    _require(request, "api.ip-filters.write")
+    _require(request, rules.may_write_ip_filters(request.principal), "api.ip-filters.write")
     form = IpFilterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -106,12 +108,12 @@ def ip_filter_create(request: HttpRequest) -> HttpResponse:
 @organization_view
 def ip_filter_check(request: HttpRequest) -> HttpResponse:
     """Check rules as they are typed, saving nothing: the editor's per-line errors."""
-    _require(request, "api.ip-filters.read")
+    _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     form = IpFilterForm(request.POST)
     form.is_valid()
-    rules: list[ip_rules.Rule] = []
+    checked_rules: list[ip_rules.Rule] = []
     try:
-        rules = ip_rules.parse_rules(
+        checked_rules = ip_rules.parse_rules(
             request.POST.get("rules_text", "")[: services.RULES_MAX_LENGTH]
         )
     except ip_rules.RuleSyntaxError as error:
@@ -119,14 +121,14 @@ def ip_filter_check(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "policies/ip_filter_form.html#rule-check",
-        {"form": form, "checked_rules": rules, "checked": True},
+        {"form": form, "checked_rules": checked_rules, "checked": True},
     )
 
 
 @require_GET
 @organization_view
 def ip_filter_detail(request: HttpRequest, filter_id: int) -> HttpResponse:
-    _require(request, "api.ip-filters.read")
+    _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     ip_filter = _visible_filter(request, filter_id)
     return _detail_page(request, ip_filter, AddressTestForm(), decision=None)
 
@@ -151,8 +153,8 @@ def _detail_page(
             "policy_scopes": scopes,
             "test_form": test_form,
             "decision": decision,
-            "can_write": request.principal.has_permission("api.ip-filters.write"),  # type: ignore[attr-defined]
-            "can_delete": request.principal.has_permission("api.ip-filters.delete"),  # type: ignore[attr-defined]
+            "can_write": rules.may_write_ip_filters(request.principal),
+            "can_delete": rules.may_delete_ip_filters(request.principal),
         },
         status=status,
     )
@@ -162,7 +164,7 @@ def _detail_page(
 @organization_view
 def ip_filter_test(request: HttpRequest, filter_id: int) -> HttpResponse:
     """Test an address against the filter: allowed or denied, and the line that decided."""
-    _require(request, "api.ip-filters.read")
+    _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     ip_filter = _visible_filter(request, filter_id)
     form = AddressTestForm(request.GET)
     decision = None
@@ -183,7 +185,7 @@ def ip_filter_test(request: HttpRequest, filter_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @organization_view
 def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
-    _require(request, "api.ip-filters.write")
+    _require(request, rules.may_write_ip_filters(request.principal), "api.ip-filters.write")
     ip_filter = _visible_filter(request, filter_id)
     initial = {
         "name": ip_filter.name,
@@ -223,7 +225,7 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @organization_view
 def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
-    _require(request, "api.ip-filters.delete")
+    _require(request, rules.may_delete_ip_filters(request.principal), "api.ip-filters.delete")
     ip_filter = _visible_filter(request, filter_id)
     tokens, scopes = services.filter_users(ip_filter)
     refusal = ""
@@ -332,7 +334,13 @@ def _preview(
 @organization_view
 def policy(request: HttpRequest) -> HttpResponse:
     """The security policy per kind of token; POST applies a previewed change."""
-    _require(request, "api.security-policies.write")
+    _require(request, rules.may_read_policy(request.principal), "api.security-policies.read")
+    if request.method == "POST":
+        _require(
+            request,
+            rules.may_change_policy(request.principal),
+            "api.security-policies.write",
+        )
     current = _policy(request)
     if request.method == "GET":
         return _policy_page(request, current, _policy_forms(request, current))
@@ -373,7 +381,7 @@ def policy(request: HttpRequest) -> HttpResponse:
 @organization_view
 def policy_preview(request: HttpRequest) -> HttpResponse:
     """What the submitted settings would change, before anything is saved."""
-    _require(request, "api.security-policies.write")
+    _require(request, rules.may_change_policy(request.principal), "api.security-policies.write")
     current = _policy(request)
     forms = _policy_forms(request, current, request.POST)
     impact, errors = _preview(request, current, forms)

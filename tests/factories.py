@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orgs.models import Group, Organization, Role, User
 from orgs.principals import Principal
-from orgs.services import create_group, create_organization, set_group_member, set_member
+from people.services import create_group, create_organization, set_group_member, set_member
 from tokens.services import DEFAULT, IssuedToken, create_token
 
 PASSWORD = "correct-horse-battery-staple"

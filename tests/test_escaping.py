@@ -6,7 +6,7 @@ import io
 import pytest
 
 from orgs.principals import Principal
-from orgs.services import create_group
+from people.services import create_group
 from policies.services import create_ip_filter
 from tests.factories import issue
 from tokens.services import revoke_token

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from orgs.errors import DomainError
+from access.errors import DomainError
 from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens import usage

@@ -14,6 +14,8 @@ from django.utils import timezone
 from ninja import Field, Path, Query, Router
 from pydantic import ConfigDict
 
+from access import catalog
+from access.errors import NotFound, VersionConflict
 from config.api_support import (
     MAX_ID,
     MAX_VERSION,
@@ -28,11 +30,9 @@ from config.api_support import (
     requires,
     responses,
 )
-from orgs.errors import NotFound, VersionConflict
 from orgs.models import Group, User
 from orgs.principals import Principal
 from policies.models import IpFilter
-from tokens import permissions as catalog
 from tokens.durations import parse_duration
 from tokens.models import ApiToken, ApiTokenQuerySet, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import (

@@ -23,8 +23,8 @@ from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from access.errors import DomainError
 from orgs import audit
-from orgs.errors import DomainError
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
 from tokens import usage

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 
+from access import catalog
 from policies.models import IpFilter, ScopePolicy
-from tokens import permissions as catalog
 from tokens.durations import MAX_DURATION, format_duration
 from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
 

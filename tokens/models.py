@@ -10,12 +10,12 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from orgs.models import Group, Organization, Role, User
+from access import catalog, visibility
+from orgs.models import Group, Organization, User
 from policies.models import IpFilter
-from tokens import permissions as catalog
 
 if TYPE_CHECKING:
-    from orgs.principals import Principal
+    from access.principal import Principal
 
 # Expired tokens stay in lists, marked expired, this long after they expire.
 LISTED_AFTER_EXPIRY = timedelta(minutes=5)
@@ -40,23 +40,8 @@ class TokenStatus(models.TextChoices):
 
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def visible_to(self, principal: Principal) -> ApiTokenQuerySet:
-        """Tokens the principal may see; everything else is a 404 for them."""
-        if principal.is_operator:
-            if principal.organization is None:
-                return self.all()
-            return self.filter(organization=principal.organization)
-        queryset = self.filter(organization=principal.organization)
-        if principal.token is not None and principal.token.scope == TokenScope.ORGANIZATION:
-            return queryset
-        if principal.token is not None and principal.token.scope == TokenScope.GROUP:
-            return queryset.filter(group=principal.token.group_id)
-        # A human, or a personal token acting as its human owner.
-        if principal.org_role == Role.ADMIN:
-            return queryset
-        return queryset.filter(
-            Q(scope=TokenScope.PERSONAL, user=principal.user)
-            | Q(scope=TokenScope.GROUP, group__in=principal.administered_group_ids)
-        )
+        """Tokens the principal may see (``access.visibility.tokens``); others are a 404."""
+        return self.filter(visibility.tokens(principal))
 
     def active(self, now: datetime | None = None) -> ApiTokenQuerySet:
         now = now or timezone.now()
@@ -90,6 +75,9 @@ class ApiToken(models.Model):
     ip_filter = models.ForeignKey(
         IpFilter, null=True, blank=True, on_delete=models.PROTECT, related_name="api_tokens"
     )
+    # The filter was put there by the security policy's enforcement, so it follows the policy:
+    # released when the policy stops enforcing it, replaced when it enforces another.
+    ip_filter_from_policy = models.BooleanField(default=False)
     status = models.CharField(
         max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE
     )

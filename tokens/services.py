@@ -17,13 +17,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from access import catalog, rules
+from access.errors import NotFound, PolicyViolation, VersionConflict
+from access.principal import Principal
 from orgs import audit
-from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from orgs.models import Group, Organization, User, UserKind
-from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
-from tokens import permissions as catalog
 from tokens import secrets as token_format
 from tokens.models import ApiToken, TokenRole, TokenScope, TokenSecret, TokenStatus
 
@@ -47,6 +47,8 @@ class IssuedToken:
 
     token: ApiToken
     secret: str = field(repr=False)
+    # After a regeneration with a grace period: when the previous secret stops working.
+    previous_secret_ends_at: datetime | None = None
 
 
 # Helpers -------------------------------------------------------------------------------------
@@ -129,49 +131,15 @@ def _lock(token: ApiToken, expected_version: int | None) -> ApiToken:
     return locked
 
 
-def _require_permission(actor: Principal, permission: str) -> None:
-    if not actor.has_permission(permission):
-        raise Forbidden(f"This needs the permission {permission}.", permission=permission)
-
-
 def _require_visible(actor: Principal, token: ApiToken) -> None:
     if not ApiToken.objects.visible_to(actor).filter(pk=token.pk).exists():
         raise NotFound("No such API token.")
 
 
-def _acts_as_owner(actor: Principal, token: ApiToken) -> bool:
-    """The owner of a personal token, in the console or through one of their personal tokens."""
-    return (
-        not actor.is_operator
-        and actor.user is not None
-        and actor.user.pk == token.user_id
-        and (actor.token is None or actor.token.scope == TokenScope.PERSONAL)
-    )
-
-
-def _require_manage(actor: Principal, token: ApiToken, *, owner_only: bool = False) -> None:
-    """Check the actor may change this token. ``owner_only``: also act as the token (regenerate,
-    edit), which for a personal token only its owner may do."""
+def _require_manage(actor: Principal, token: ApiToken, action: str) -> None:
+    """The token exists for the actor (else 404) and the actor may do ``action`` to it."""
     _require_visible(actor, token)
-    if token.scope == TokenScope.ORGANIZATION:
-        allowed = actor.is_org_admin
-    elif token.scope == TokenScope.GROUP:
-        allowed = actor.is_org_admin or actor.administers_group(token.group_id)
-    elif owner_only:
-        allowed = _acts_as_owner(actor, token)
-    else:
-        allowed = _acts_as_owner(actor, token) or actor.is_org_admin
-    if not allowed:
-        raise Forbidden("You may not change this token.")
-
-
-def _check_grant(actor: Principal, granted: Iterable[str], field_name: str) -> None:
-    """Nobody grants a permission they do not hold."""
-    missing = sorted(set(granted) - actor.permissions)
-    if missing:
-        raise ValidationError(
-            {field_name: [f"You cannot grant permissions you do not hold: {', '.join(missing)}."]}
-        )
+    rules.require_manage_token(actor, token, action)
 
 
 def _validate_name(name: str) -> tuple[str, list[str]]:
@@ -227,6 +195,60 @@ def _technical_username(organization: Organization, name: str) -> str:
     return f"token.{organization.slug}.{base}.{random_source.token_hex(4)}"
 
 
+@dataclass(frozen=True)
+class _Addresses:
+    """A token's IP filter and allowed addresses as the policy lets it have them."""
+
+    ip_filter: IpFilter | None
+    allowed_addresses: list[str]
+    from_policy: bool
+    errors: dict[str, list[str]]
+
+
+def _clean_addresses(
+    policy: ScopePolicy,
+    organization: Organization,
+    ip_filter: IpFilter | None,
+    allowed_addresses: Iterable[str],
+) -> _Addresses:
+    """Check a filter and an allow-list against the policy; the enforced filter wins."""
+    errors: dict[str, list[str]] = {}
+    entries = [entry.strip() for entry in allowed_addresses if entry.strip()]
+    networks, address_errors = parse_allow_list(entries)
+    if address_errors:
+        errors["allowed_addresses"] = [str(error) for error in address_errors]
+    elif len(networks) > MAX_ALLOWED_ADDRESSES:
+        errors["allowed_addresses"] = [f"At most {MAX_ALLOWED_ADDRESSES} entries."]
+    if ip_filter is not None and ip_filter.organization_id != organization.pk:
+        errors["ip_filter"] = ["No such IP filter in this organization."]
+    if not policy.custom_ip_allowed and (
+        (ip_filter is not None and ip_filter.pk != policy.enforced_ip_filter_id) or networks
+    ):
+        errors.setdefault("ip_filter", []).append(
+            "The security policy does not let tokens carry their own IP filter or addresses."
+        )
+    from_policy = False
+    if policy.enforced_ip_filter_id is not None:
+        if (
+            policy.custom_ip_allowed
+            and ip_filter is not None
+            and ip_filter.pk != policy.enforced_ip_filter_id
+        ):
+            # One filter per token: another one would be silently replaced, so say so.
+            errors.setdefault("ip_filter", []).append(
+                f"The security policy enforces the IP filter "
+                f"{policy.enforced_ip_filter.name!r} on {policy.scope} tokens; choose it or none."
+            )
+        ip_filter = policy.enforced_ip_filter
+        from_policy = True
+    return _Addresses(
+        ip_filter=ip_filter,
+        allowed_addresses=[str(network) for network in networks],
+        from_policy=from_policy,
+        errors=errors,
+    )
+
+
 # Create -------------------------------------------------------------------------------------
 
 
@@ -247,32 +269,19 @@ def create_token(
     """Create a token and return it with its secret, which is never shown again."""
     now = now or timezone.now()
     permissions = sorted(set(permissions))
-    allowed_addresses = [entry.strip() for entry in allowed_addresses if entry.strip()]
-    if actor.organization is not None and actor.organization.pk != organization.pk:
-        raise NotFound("No such organization.")
+    rules.require_same_organization(actor, organization.pk)
     if scope not in TokenScope.values:
         raise ValidationError({"scope": ["Choose organization, group or personal."]})
 
     # Who may create what.
-    _require_permission(actor, "api.api-tokens.write")
     if scope == TokenScope.GROUP:
         if group is None:
             raise ValidationError({"group": ["A group token needs a group."]})
-        if group.organization_id != organization.pk or not (
-            actor.is_org_admin or actor.administers_group(group.pk)
-        ):
+        if group.organization_id != organization.pk:
             raise NotFound("No such group.")
     else:
         group = None
-    if scope == TokenScope.ORGANIZATION and not actor.is_org_admin:
-        raise Forbidden("Only organization admins create organization tokens.")
-    if scope == TokenScope.PERSONAL and (
-        actor.is_operator
-        or actor.user is None
-        or actor.user.kind != UserKind.HUMAN
-        or not actor.is_member
-    ):
-        raise Forbidden("Personal tokens are created by their owner, a member of the organization.")
+    rules.require_create_token(actor, scope, group.pk if group is not None else None)
 
     policy = _scope_policy(organization, scope)
     if not policy.allowed:
@@ -298,31 +307,8 @@ def create_token(
     if expiry_error:
         errors["expiry"] = [expiry_error]
 
-    networks, address_errors = parse_allow_list(allowed_addresses)
-    if address_errors:
-        errors["allowed_addresses"] = [str(error) for error in address_errors]
-    elif len(networks) > MAX_ALLOWED_ADDRESSES:
-        errors["allowed_addresses"] = [f"At most {MAX_ALLOWED_ADDRESSES} entries."]
-    if ip_filter is not None and ip_filter.organization_id != organization.pk:
-        errors["ip_filter"] = ["No such IP filter in this organization."]
-    if not policy.custom_ip_allowed and (
-        (ip_filter is not None and ip_filter.pk != policy.enforced_ip_filter_id) or networks
-    ):
-        errors.setdefault("ip_filter", []).append(
-            "The security policy does not let tokens carry their own IP filter or addresses."
-        )
-    if policy.enforced_ip_filter_id is not None:
-        if (
-            policy.custom_ip_allowed
-            and ip_filter is not None
-            and ip_filter.pk != policy.enforced_ip_filter_id
-        ):
-            # One filter per token: another one would be silently replaced, so say so.
-            errors.setdefault("ip_filter", []).append(
-                f"The security policy enforces the IP filter "
-                f"{policy.enforced_ip_filter.name!r} on {scope} tokens; choose it or none."
-            )
-        ip_filter = policy.enforced_ip_filter
+    addresses = _clean_addresses(policy, organization, ip_filter, allowed_addresses)
+    errors.update(addresses.errors)
     if errors:
         # Said with the other mistakes, so that one round fixes them all; otherwise the unique
         # index decides below, which also settles two creations at once, in one query less.
@@ -333,11 +319,12 @@ def create_token(
             errors["name"] = [f"A {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
 
-    if role == TokenRole.CUSTOM:
-        _check_grant(actor, permissions, "permissions")
-    elif scope != TokenScope.PERSONAL:
-        # A personal token's role is capped by its owner at every request; others are not.
-        _check_grant(actor, catalog.for_role(role, scope), "role")
+    # Nobody creates a token stronger than themselves: they would hold its secret.
+    rules.require_grant(
+        actor,
+        rules.new_token_permissions(actor, scope, role, permissions),
+        "permissions" if role == TokenRole.CUSTOM else "role",
+    )
 
     try:
         with transaction.atomic():
@@ -360,8 +347,9 @@ def create_token(
                 role=role,
                 permissions=permissions,
                 expires_at=expires_at,
-                allowed_addresses=[str(network) for network in networks],
-                ip_filter=ip_filter,
+                allowed_addresses=addresses.allowed_addresses,
+                ip_filter=addresses.ip_filter,
+                ip_filter_from_policy=addresses.from_policy,
                 created_at=now,
                 created_by=actor.user,
                 created_by_name=actor.name[:150],
@@ -385,6 +373,23 @@ def create_token(
 # Changes ------------------------------------------------------------------------------------
 
 
+def _manageable(
+    actor: Principal, token: ApiToken, action: str, expected_version: int | None
+) -> ApiToken:
+    """Lock the token and check, on the row as it is now, that the actor may ``action`` it."""
+    _require_visible(actor, token)
+    locked = _lock(token, expected_version)
+    rules.require_manage_token(actor, locked, action)
+    return locked
+
+
+def _require_allowed(policy: ScopePolicy, scope: str) -> None:
+    if not policy.allowed:
+        raise PolicyViolation(
+            f"The security policy does not allow {scope} tokens.", setting=f"{scope}.allowed"
+        )
+
+
 def regenerate_token(
     *,
     actor: Principal,
@@ -393,20 +398,15 @@ def regenerate_token(
     grace: timedelta = timedelta(0),
     now: datetime | None = None,
 ) -> IssuedToken:
-    """Issue a new secret; the old one dies at once, or when ``grace`` has passed."""
+    """Issue a new secret; the old one dies at once, or when ``grace`` has passed (never after
+    the token's own expiry). The expiry does not move; an expired token is not regenerated."""
     now = now or timezone.now()
-    _require_permission(actor, "api.api-tokens.write")
-    _require_manage(actor, token, owner_only=True)
     if grace < timedelta(0) or grace > MAX_GRACE:
         raise ValidationError({"grace": ["A grace period is between 0 and 7 days."]})
     with transaction.atomic():
-        token = _lock(token, expected_version)
+        token = _manageable(actor, token, "regenerate", expected_version)
         policy = _scope_policy(token.organization, token.scope)
-        if not policy.allowed:
-            raise PolicyViolation(
-                f"The security policy does not allow {token.scope} tokens.",
-                setting=f"{token.scope}.allowed",
-            )
+        _require_allowed(policy, token.scope)
         if not policy.regeneration_allowed:
             raise PolicyViolation(
                 "The security policy does not allow regenerating these tokens.",
@@ -423,30 +423,36 @@ def regenerate_token(
             )
         if token.status == TokenStatus.REVOKED:
             raise ValidationError({"status": ["Restore the token before regenerating it."]})
+        if token.is_expired(now):
+            raise ValidationError(
+                {
+                    "expiry": [
+                        f"The token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; an expired "
+                        "token cannot be regenerated: create a new one."
+                    ]
+                }
+            )
         before = _snapshot(token)
         old_secrets = TokenSecret.objects.filter(token=token)
+        ends_at = None
         if grace > timedelta(0):
+            ends_at = now + grace
+            if token.expires_at is not None:
+                ends_at = min(ends_at, token.expires_at)
             # Only the current secret gets a grace period; secrets already ending end now.
             old_secrets.filter(ends_at__isnull=False).delete()
-            old_secrets.update(ends_at=now + grace)
+            old_secrets.update(ends_at=ends_at)
         else:
             old_secrets.delete()
-        if token.expires_at is not None:
-            # A regenerated token lives as long as the original was meant to, within policy.
-            lifetime = max(token.expires_at - token.created_at, timedelta(minutes=1))
-            latest = policy.latest_expiry(now)
-            try:
-                renewed = now + lifetime
-            except OverflowError:  # an expiry near the end of the calendar stays where it is
-                renewed = token.expires_at
-            token.expires_at = min(renewed, latest) if latest else renewed
         secret = _new_secret(token, now)
         _touch(token, actor, now)
         token.save()
         changes = audit.diff(before, _snapshot(token))
         changes["grace_seconds"] = {"before": None, "after": int(grace.total_seconds())}
+        if ends_at is not None:
+            changes["previous_secret_ends_at"] = {"before": None, "after": ends_at.isoformat()}
         _record(actor, "token.regenerated", token, changes)
-    return IssuedToken(token=token, secret=secret)
+    return IssuedToken(token=token, secret=secret, previous_secret_ends_at=ends_at)
 
 
 def revoke_token(
@@ -457,25 +463,56 @@ def revoke_token(
     reason: str = "",
     now: datetime | None = None,
 ) -> ApiToken:
-    """Disable the token until it is restored."""
+    """Disable the token until it is restored. A kill switch: the write permission in scope is
+    enough, however strong the token."""
     now = now or timezone.now()
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX_LENGTH:
         raise ValidationError({"reason": [f"A reason has at most {REASON_MAX_LENGTH} characters."]})
-    _require_permission(actor, "api.api-tokens.write")
-    _require_manage(actor, token)
+    _require_visible(actor, token)
+    rules.require_revoke_token(actor, token)
     with transaction.atomic():
         token = _lock(token, expected_version)
         if token.status == TokenStatus.REVOKED:
             raise ValidationError({"status": ["The token is already revoked."]})
-        before = _snapshot(token)
-        token.status = TokenStatus.REVOKED
-        token.revoked_at = now
-        token.revoked_reason = reason
-        _touch(token, actor, now)
-        token.save()
-        _record(actor, "token.revoked", token, audit.diff(before, _snapshot(token)))
+        _revoke(actor, token, reason, now)
     return token
+
+
+def _revoke(actor: Principal, token: ApiToken, reason: str, now: datetime) -> None:
+    """Revoke a locked token, audited (callers have checked the actor's right)."""
+    before = _snapshot(token)
+    token.status = TokenStatus.REVOKED
+    token.revoked_at = now
+    token.revoked_reason = reason[:REASON_MAX_LENGTH]
+    _touch(token, actor, now)
+    token.save()
+    _record(actor, "token.revoked", token, audit.diff(before, _snapshot(token)))
+
+
+def revoke_personal_tokens(
+    *, actor: Principal, organization_id: int, user_id: int, reason: str
+) -> int:
+    """Revoke a person's active personal tokens in an organization, each audited; for the
+    membership services when the person leaves (their role no longer backs the tokens).
+    Runs inside the caller's transaction; returns how many were revoked."""
+    now = timezone.now()
+    tokens = (
+        ApiToken.objects.select_for_update(of=("self",))
+        .select_related("organization", "ip_filter")
+        .filter(
+            organization_id=organization_id,
+            user_id=user_id,
+            scope=TokenScope.PERSONAL,
+            status=TokenStatus.ACTIVE,
+        )
+        .order_by("pk")
+    )
+    count = 0
+    for token in tokens:
+        _revoke(actor, token, reason, now)
+        count += 1
+    return count
 
 
 def restore_token(
@@ -485,20 +522,14 @@ def restore_token(
     expected_version: int | None = None,
     now: datetime | None = None,
 ) -> ApiToken:
-    """Make a revoked token work again (if its kind is still allowed)."""
+    """Make a revoked token work again (if its kind is still allowed and the actor is at least
+    as strong as the token)."""
     now = now or timezone.now()
-    _require_permission(actor, "api.api-tokens.write")
-    _require_manage(actor, token)
     with transaction.atomic():
-        token = _lock(token, expected_version)
+        token = _manageable(actor, token, "restore", expected_version)
         if token.status != TokenStatus.REVOKED:
             raise ValidationError({"status": ["Only a revoked token can be restored."]})
-        policy = _scope_policy(token.organization, token.scope)
-        if not policy.allowed:
-            raise PolicyViolation(
-                f"The security policy does not allow {token.scope} tokens.",
-                setting=f"{token.scope}.allowed",
-            )
+        _require_allowed(_scope_policy(token.organization, token.scope), token.scope)
         before = _snapshot(token)
         token.status = TokenStatus.ACTIVE
         token.revoked_at = None
@@ -511,10 +542,8 @@ def restore_token(
 
 def delete_token(*, actor: Principal, token: ApiToken, expected_version: int | None = None) -> None:
     """Delete the token for good; its technical user is deactivated but kept for history."""
-    _require_permission(actor, "api.api-tokens.delete")
-    _require_manage(actor, token)
     with transaction.atomic():
-        token = _lock(token, expected_version)
+        token = _manageable(actor, token, "delete", expected_version)
         _record(actor, "token.deleted", token, audit.diff(_snapshot(token), {}))
         user = token.user
         token.delete()
@@ -532,14 +561,12 @@ def rename_token(
 ) -> ApiToken:
     """Give the token (and its technical user) a new name."""
     now = now or timezone.now()
-    _require_permission(actor, "api.api-tokens.write")
-    _require_manage(actor, token, owner_only=True)
     name, errors = _validate_name(name)
     if errors:
         raise ValidationError({"name": errors})
     try:
         with transaction.atomic():
-            token = _lock(token, expected_version)
+            token = _manageable(actor, token, "rename", expected_version)
             if _name_taken(
                 token.organization,
                 token.scope,
@@ -575,8 +602,6 @@ def update_token_permissions(
     """Change the role or permission list, where the policy allows editing permissions."""
     now = now or timezone.now()
     permissions = sorted(set(permissions))
-    _require_permission(actor, "api.api-tokens.write")
-    _require_manage(actor, token, owner_only=True)
     errors: dict[str, list[str]] = {}
     if role not in TokenRole.values:
         errors["role"] = ["Choose admin, member or custom."]
@@ -588,23 +613,100 @@ def update_token_permissions(
     if role != TokenRole.CUSTOM:
         permissions = []
     with transaction.atomic():
-        token = _lock(token, expected_version)
+        token = _manageable(actor, token, "change_permissions", expected_version)
         policy = _scope_policy(token.organization, token.scope)
         if not policy.permission_edits_allowed:
             raise PolicyViolation(
                 "The security policy does not allow editing the permissions of these tokens.",
                 setting=f"{token.scope}.permission_edits_allowed",
             )
-        new_permissions = catalog.for_role(role, token.scope, permissions)
-        if token.scope != TokenScope.PERSONAL or role == TokenRole.CUSTOM:
-            added = new_permissions - token.granted_permissions()
-            _check_grant(actor, added, "permissions" if role == TokenRole.CUSTOM else "role")
+        rules.require_grant(
+            actor,
+            rules.new_token_permissions(actor, token.scope, role, permissions),
+            "permissions" if role == TokenRole.CUSTOM else "role",
+        )
         before = _snapshot(token)
         token.role = role
         token.permissions = permissions
         _touch(token, actor, now)
         token.save()
         _record(actor, "token.permissions_changed", token, audit.diff(before, _snapshot(token)))
+    return token
+
+
+def update_token_addresses(
+    *,
+    actor: Principal,
+    token: ApiToken,
+    ip_filter: IpFilter | None,
+    allowed_addresses: Iterable[str],
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> ApiToken:
+    """Change the token's IP filter and allowed addresses, where the policy lets tokens carry
+    their own (an enforced filter stays)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        token = _manageable(actor, token, "change_addresses", expected_version)
+        policy = _scope_policy(token.organization, token.scope)
+        if not policy.custom_ip_allowed:
+            raise PolicyViolation(
+                "The security policy does not let these tokens carry their own IP filter or "
+                "addresses.",
+                setting=f"{token.scope}.custom_ip_allowed",
+            )
+        addresses = _clean_addresses(policy, token.organization, ip_filter, allowed_addresses)
+        if addresses.errors:
+            raise ValidationError(addresses.errors)
+        before = _snapshot(token)
+        token.ip_filter = addresses.ip_filter
+        token.ip_filter_from_policy = addresses.from_policy
+        token.allowed_addresses = addresses.allowed_addresses
+        changes = audit.diff(before, _snapshot(token))
+        if not changes:
+            return token
+        _touch(token, actor, now)
+        token.save()
+        _record(actor, "token.addresses_changed", token, changes)
+    return token
+
+
+def apply_policy(
+    *,
+    actor: Principal,
+    token: ApiToken,
+    revoke_reason: str | None = None,
+    expires_at: datetime | None = None,
+    ip_filter: IpFilter | None = None,
+    release_ip_filter: bool = False,
+    remove_own_addresses: bool = False,
+    now: datetime,
+) -> ApiToken:
+    """Bring one token (locked by the policy service) in line with a new security policy:
+    revoke it, shorten its expiry, give it the enforced filter, release the filter the policy
+    no longer enforces, or take away its own filter and addresses. The policy service has
+    checked the actor's right to change the policy; the token is audited like any change."""
+    before = _snapshot(token)
+    if revoke_reason is not None:
+        token.status = TokenStatus.REVOKED
+        token.revoked_at = now
+        token.revoked_reason = revoke_reason
+    if expires_at is not None:
+        token.expires_at = expires_at
+    if remove_own_addresses:
+        token.allowed_addresses = []
+        if not token.ip_filter_from_policy:
+            token.ip_filter = None
+    if release_ip_filter:
+        token.ip_filter = None
+        token.ip_filter_from_policy = False
+    if ip_filter is not None:
+        token.ip_filter = ip_filter
+        token.ip_filter_from_policy = True
+    _touch(token, actor, now)
+    token.save()
+    action = "token.revoked" if revoke_reason is not None else "token.policy_applied"
+    _record(actor, action, token, audit.diff(before, _snapshot(token)))
     return token
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,12 +26,12 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
+from access import catalog, rules
+from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from orgs.console import organization_view
-from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
-from orgs.models import AuditEvent, Group, Organization
+from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
-from tokens import permissions as catalog
 from tokens import services
 from tokens.forms import (
     ConfirmForm,
@@ -125,7 +126,7 @@ class TokenScopePage:
 
 
 def _organization_page(request: HttpRequest) -> TokenScopePage:
-    if not request.principal.is_org_admin:
+    if not rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION):
         raise PermissionDenied("Organization tokens are managed by the organization's admins.")
     slug = request.organization.slug
     return TokenScopePage(
@@ -150,21 +151,11 @@ def _personal_page(request: HttpRequest) -> TokenScopePage:
     )
 
 
-def visible_groups(principal: Principal) -> QuerySet[Group]:
-    """Groups shown to this person: every group for org admins, else the ones they are in."""
-    groups = Group.objects.filter(organization=principal.organization)
-    if principal.is_org_admin:
-        return groups
-    return groups.filter(
-        Q(memberships__user=principal.user) | Q(pk__in=principal.administered_group_ids)
-    ).distinct()
-
-
 def _administered_group(request: HttpRequest, group_slug: str) -> Group:
     """The group, if the person administers it (or its organization); 404 if they are not in
     it, 403 if they are in it without being one of its admins."""
-    group = get_object_or_404(visible_groups(request.principal), slug=group_slug)
-    if not request.principal.administers_group(group.pk):
+    group = get_object_or_404(Group.objects.visible_to(request.principal), slug=group_slug)
+    if not rules.may_list_tokens(request.principal, TokenScope.GROUP, group.pk):
         raise PermissionDenied(f"Only the admins of {group.name} manage its tokens.")
     return group
 
@@ -205,7 +196,8 @@ def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
 @require_GET
 def organization_home(request: HttpRequest) -> HttpResponse:
     """Send admins to the organization's tokens and everyone else to their own."""
-    target = "tokens:list" if request.principal.is_org_admin else "tokens:personal-list"
+    organization_tokens = rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION)
+    target = "tokens:list" if organization_tokens else "tokens:personal-list"
     return redirect(target, org_slug=request.organization.slug)
 
 
@@ -254,12 +246,27 @@ def personal_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def group_list(request: HttpRequest) -> HttpResponse:
     principal = request.principal
+    # Counted by subqueries: a join through the viewer's own membership would count only them.
+    members = (
+        GroupMembership.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    tokens = (
+        ApiToken.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
     groups = [
-        {"group": group, "administered": principal.administers_group(group.pk)}
-        for group in visible_groups(principal)
+        {"group": group, "administered": rules.may_administer_group(principal, group.pk)}
+        for group in Group.objects.visible_to(principal)
         .annotate(
-            member_count=Count("memberships", distinct=True),
-            token_count=Count("api_tokens", distinct=True),
+            member_count=Coalesce(Subquery(members), 0),
+            token_count=Coalesce(Subquery(tokens), 0),
         )
         .order_by("name")
     ]
@@ -371,29 +378,26 @@ def _visible_token(request: HttpRequest, token_id: int) -> ApiToken:
 
 
 def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) -> set[str]:
-    """The actions to offer on a token; the services check them again when they run."""
-    writes = principal.has_permission("api.api-tokens.write")
-    deletes = principal.has_permission("api.api-tokens.delete")
-    owner = token.scope == TokenScope.PERSONAL and token.user_id == getattr(
-        principal.user, "pk", None
-    )
-    if token.scope == TokenScope.ORGANIZATION:
-        manages = acts_as_token = principal.is_org_admin
-    elif token.scope == TokenScope.GROUP:
-        manages = acts_as_token = principal.is_org_admin or principal.administers_group(
-            token.group_id
-        )
-    else:
-        acts_as_token = owner
-        manages = owner or principal.is_org_admin
+    """The actions to offer on a token: what the access layer lets the person do, within what
+    the policy and the token's state allow. The services check all of it again when they run."""
+    status = token.display_status()
     actions: set[str] = set()
-    if writes and acts_as_token and policy.permission_edits_allowed:
+    if policy.permission_edits_allowed and rules.may_manage_token(
+        principal, token, "change_permissions"
+    ):
         actions.add("edit")
-    if writes and acts_as_token and policy.regeneration_allowed and token.status == "active":
+    if (
+        policy.regeneration_allowed
+        and status == "active"
+        and rules.may_manage_token(principal, token, "regenerate")
+    ):
         actions.add("regenerate")
-    if writes and manages:
-        actions.add("revoke" if token.status == TokenStatus.ACTIVE else "restore")
-    if deletes and manages:
+    if token.status == TokenStatus.ACTIVE:
+        if rules.may_revoke_token(principal, token):
+            actions.add("revoke")
+    elif rules.may_manage_token(principal, token, "restore"):
+        actions.add("restore")
+    if rules.may_manage_token(principal, token, "delete"):
         actions.add("delete")
     return actions
 

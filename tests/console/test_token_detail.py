@@ -151,8 +151,8 @@ def test_a_personal_permission_the_owner_no_longer_holds_is_flagged(client, worl
         role="custom",
         permissions=["api.audit-events.read"],
     ).token
-    add_member(world.acme, world.alice, role="member")
     add_member(world.acme, world.bob, role="admin")
+    add_member(world.acme, world.alice, role="member")
     client.force_login(world.bob)
     content = client.get(f"/o/acme/tokens/{token.pk}/").content.decode()
     assert "does not hold api.audit-events.read" in content

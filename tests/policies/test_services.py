@@ -7,7 +7,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from orgs.errors import Forbidden, NotFound, VersionConflict
+from access.errors import Forbidden, NotFound, VersionConflict
 from orgs.models import AuditEvent
 from policies.models import IpFilter, SecurityPolicy
 from policies.services import (

@@ -260,9 +260,14 @@ def test_the_policy_page_shows_the_settings_of_each_kind(admin_client, world):
 
 
 @pytest.mark.parametrize("user", ["bob", "carol"])
-def test_the_policy_page_is_for_org_admins_only(client, world, user):
+def test_members_read_the_policy_but_only_org_admins_change_it(client, world, user):
     client.force_login(getattr(world, user))
-    assert client.get(url("policy")).status_code == 403
+    page = client.get(url("policy"))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "the organization's admins change it" in content
+    assert "<fieldset disabled>" in content
+    assert "Preview impact" not in content
     policy = SecurityPolicy.objects.get(organization=world.acme)
     response = client.post(url("policy"), policy_form(policy, **{"group-allowed": None}))
     assert response.status_code == 403

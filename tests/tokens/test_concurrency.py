@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 
-from orgs.errors import VersionConflict
+from access.errors import VersionConflict
 from orgs.models import User
 from tests.factories import issue
 from tokens.auth import AuthenticationFailed, authenticate

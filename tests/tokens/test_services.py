@@ -5,11 +5,11 @@ import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from orgs.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from access import catalog
+from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from orgs.models import AuditEvent, OrganizationMembership, Role, User, UserKind
 from orgs.principals import Principal
 from tests.factories import issue
-from tokens import permissions as catalog
 from tokens.auth import authenticate
 from tokens.models import ApiToken, TokenSecret
 from tokens.services import (
@@ -200,7 +200,7 @@ def test_a_personal_token_of_a_member_never_exceeds_its_owners_rights(world, org
     personal = issue(member, scope="personal", role="admin")
     principal = token_principal(personal)
     assert "api.security-policies.write" not in principal.permissions
-    assert principal.permissions <= catalog.MEMBER_RIGHTS
+    assert principal.permissions <= catalog.HUMAN_MEMBER
 
 
 def test_losing_the_admin_role_narrows_a_personal_token_at_once(world, org_admin):
@@ -272,13 +272,31 @@ def test_regenerating_a_stale_version_is_a_conflict_and_changes_nothing(org_admi
     assert authenticate(f"Bearer {issued.secret}", "127.0.0.1")
 
 
-def test_regenerating_gives_a_fresh_lifetime_of_the_original_length(org_admin):
+def test_regenerating_four_times_never_moves_the_expiry(org_admin):
     issued = issue(org_admin, expires_in=timedelta(days=10))
-    with time_machine.travel(timezone.now() + timedelta(days=9), tick=False):
-        renewed = regenerate_token(actor=org_admin, token=issued.token)
-        assert renewed.token.expires_at - timezone.now() == pytest.approx(
-            timedelta(days=10), abs=timedelta(seconds=5)
-        )
+    token = issued.token
+    for day in range(1, 5):
+        with time_machine.travel(timezone.now() + timedelta(days=day), tick=False):
+            token = regenerate_token(actor=org_admin, token=token).token
+    token.refresh_from_db()
+    assert token.expires_at == issued.token.expires_at
+
+
+def test_an_expired_token_is_not_regenerated_and_keeps_its_secret(org_admin):
+    issued = issue(org_admin, expires_in=timedelta(days=1))
+    with time_machine.travel(timezone.now() + timedelta(days=2), tick=False):
+        with pytest.raises(ValidationError) as raised:
+            regenerate_token(actor=org_admin, token=issued.token)
+    assert "expired" in raised.value.message_dict["expiry"][0]
+    assert TokenSecret.objects.filter(token=issued.token).count() == 1
+
+
+def test_a_grace_period_ends_no_later_than_the_token(org_admin):
+    issued = issue(org_admin, expires_in=timedelta(hours=2))
+    renewed = regenerate_token(actor=org_admin, token=issued.token, grace=timedelta(days=1))
+    assert renewed.previous_secret_ends_at == issued.token.expires_at
+    old = TokenSecret.objects.filter(token=issued.token, ends_at__isnull=False).get()
+    assert old.ends_at == issued.token.expires_at
 
 
 def test_nobody_but_the_owner_regenerates_a_personal_token(world, org_admin, member):

@@ -2,8 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from orgs.errors import DomainError
-from orgs.management.commands.create_org import _messages
+from access.errors import DomainError, describe
 from orgs.models import Organization
 from orgs.principals import Principal
 from tokens.durations import parse_duration
@@ -68,7 +67,7 @@ class Command(BaseCommand):
                 allowed_addresses=options["allowed_address"],
             )
         except ValidationError as error:
-            raise CommandError(_messages(error)) from None
+            raise CommandError(describe(error)) from None
         except DomainError as error:
             raise CommandError(error.message) from None
         token = issued.token

@@ -1,9 +1,12 @@
-"""Domain errors raised by services and translated by views, the API, admin and commands.
+"""Domain errors raised by the access layer and the services, translated by views, the API,
+admin and commands.
 
 Bad input is Django's ``ValidationError`` with a dict of field names; these are the rest.
 """
 
 from __future__ import annotations
+
+from django.core.exceptions import ValidationError
 
 
 class DomainError(Exception):
@@ -51,3 +54,14 @@ class VersionConflict(DomainError):
             f"This was changed by someone else since you loaded it (now version "
             f"{current_version}). Reload and try again."
         )
+
+
+def describe(error: ValidationError) -> str:
+    """A ValidationError as one line for a command's output: ``field: message; ...``."""
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {message}"
+            for field, messages in error.message_dict.items()
+            for message in messages
+        )
+    return "; ".join(error.messages)

@@ -1,6 +1,7 @@
-"""The permission catalog: every ``api.<resource>.<action>`` name, what it allows, where it applies.
+"""The permission catalog: every ``api.<resource>.<action>`` name, what it allows, where it
+applies, and the permission sets that roles stand for.
 
-Plain data and a few lookups; everything else asks this module.
+Plain data and a few lookups; every other module asks this one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ ORGANIZATION = "organization"
 GROUP = "group"
 PERSONAL = "personal"
 ALL_SCOPES = (ORGANIZATION, GROUP, PERSONAL)
+
+ADMIN_ROLE = "admin"
+MEMBER_ROLE = "member"
+CUSTOM_ROLE = "custom"
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,20 @@ CATALOG: tuple[Permission, ...] = (
 BY_NAME: dict[str, Permission] = {permission.name: permission for permission in CATALOG}
 ALL: frozenset[str] = frozenset(BY_NAME)
 
-# What an organization member holds in the console (their own personal tokens only, by
-# visibility): reading, and managing their own tokens.
-MEMBER_RIGHTS: frozenset[str] = frozenset(
-    {p.name for p in CATALOG if p.is_read and p.resource not in ("audit-events",)}
-    | {"api.api-tokens.write", "api.api-tokens.delete"}
+# What the member role reads (product document 003 keeps the roster, the organization's
+# settings and the audit log to admins): tokens, their usage, groups, IP filters, the policy.
+MEMBER_READS: frozenset[str] = frozenset(
+    {
+        "api.api-tokens.read",
+        "api.usage.read",
+        "api.groups.read",
+        "api.ip-filters.read",
+        "api.security-policies.read",
+    }
 )
+# A person who is a member of an organization: the member role's reads, and managing their own
+# personal tokens (visibility keeps them to their own).
+HUMAN_MEMBER: frozenset[str] = MEMBER_READS | {"api.api-tokens.write", "api.api-tokens.delete"}
 
 
 def valid_in(scope: str) -> frozenset[str]:
@@ -76,13 +89,17 @@ def valid_in(scope: str) -> frozenset[str]:
     return frozenset(p.name for p in CATALOG if scope in p.scopes)
 
 
+# An admin of a group, human or token: everything a group token can hold, inside that group.
+GROUP_ADMIN: frozenset[str] = valid_in(GROUP)
+
+
 def for_role(role: str, scope: str, custom: list[str] | tuple[str, ...] = ()) -> frozenset[str]:
     """Resolve a role to permissions at the time of asking, so ``admin`` covers new ones."""
     valid = valid_in(scope)
-    if role == "admin":
+    if role == ADMIN_ROLE:
         return valid
-    if role == "member":
-        return frozenset(name for name in valid if BY_NAME[name].is_read)
+    if role == MEMBER_ROLE:
+        return MEMBER_READS & valid
     return frozenset(custom) & valid
 
 

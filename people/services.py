@@ -1,16 +1,21 @@
-"""Changes to organizations, groups and memberships: rights, audit, one transaction each."""
+"""Changes to organizations, groups and memberships: rights, audit, one transaction each.
+
+Above ``tokens`` in the layers: removing a person revokes their personal tokens, deleting a
+group deletes its tokens, both through the token services.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, models, transaction
 
+from access import rules
+from access.errors import Forbidden, NotFound, VersionConflict
+from access.principal import Principal
 from orgs import audit
-from orgs.errors import Forbidden, NotFound, VersionConflict
 from orgs.models import (
     Group,
     GroupMembership,
@@ -20,9 +25,8 @@ from orgs.models import (
     User,
     UserKind,
 )
-from orgs.principals import Principal
 from policies.models import SecurityPolicy
-from tokens import permissions as catalog
+from tokens import services as token_services
 
 NAME_MAX_LENGTH = 100
 SLUG_MAX_LENGTH = 50
@@ -58,27 +62,6 @@ def _name_errors(name: str) -> dict[str, list[str]]:
     return {}
 
 
-def _require_permission(actor: Principal, permission: str) -> None:
-    if not actor.has_permission(permission):
-        raise Forbidden(f"This needs the permission {permission}.", permission=permission)
-
-
-def _require_org_admin(actor: Principal, message: str) -> None:
-    if not actor.is_org_admin:
-        raise Forbidden(message)
-
-
-def _require_group_admin(actor: Principal, group: Group) -> None:
-    if not (actor.is_org_admin or actor.administers_group(group.pk)):
-        raise Forbidden("Only admins of this group (or of the organization) may do this.")
-
-
-def _require_in_organization(actor: Principal, organization_id: int) -> None:
-    """Objects of another organization do not exist for the actor."""
-    if actor.organization is not None and actor.organization.pk != organization_id:
-        raise NotFound("Not found.")
-
-
 def _require_visible_group(actor: Principal, group: Group) -> None:
     if not Group.objects.visible_to(actor).filter(pk=group.pk).exists():
         raise NotFound("No such group.")
@@ -93,23 +76,6 @@ def _lock(instance: Versioned, expected_version: int | None) -> Versioned:
     if expected_version is not None and locked.version != expected_version:
         raise VersionConflict(locked.version)
     return locked
-
-
-def _rights_of_org_role(role: str) -> frozenset[str]:
-    return catalog.ALL if role == Role.ADMIN else catalog.MEMBER_RIGHTS
-
-
-def _rights_of_group_role(role: str) -> frozenset[str]:
-    return catalog.valid_in(catalog.GROUP) if role == Role.ADMIN else frozenset()
-
-
-def _check_grant(actor: Principal, granted: Iterable[str], field_name: str) -> None:
-    """Nobody hands out, through a role, a permission they do not hold."""
-    missing = sorted(set(granted) - actor.permissions)
-    if missing:
-        raise ValidationError(
-            {field_name: [f"You cannot grant permissions you do not hold: {', '.join(missing)}."]}
-        )
 
 
 def _validate_role(role: str) -> None:
@@ -152,8 +118,7 @@ def create_organization(
     *, actor: Principal, slug: str, name: str, admin: User | None = None
 ) -> Organization:
     """Create an organization with its default security policy (operators only)."""
-    if not actor.is_operator:
-        raise Forbidden("Only operators create organizations.")
+    rules.require_operator(actor)
     errors = _validate_slug_and_name(slug, name)
     if not errors and Organization.objects.filter(slug=slug).exists():
         errors["slug"] = [f"The slug {slug!r} is taken."]
@@ -175,7 +140,7 @@ def create_organization(
                 changes=audit.diff({}, {"slug": slug, "name": organization.name}),
             )
             if admin is not None:
-                _add_member(actor, organization, admin, Role.ADMIN)
+                _create_membership(actor, organization, admin, Role.ADMIN)
     except IntegrityError:
         raise ValidationError({"slug": [f"The slug {slug!r} is taken."]}) from None
     return organization
@@ -189,9 +154,8 @@ def rename_organization(
     expected_version: int | None = None,
 ) -> Organization:
     """Give the organization a new display name (organization admins)."""
-    _require_in_organization(actor, organization.pk)
-    _require_permission(actor, "api.organizations.write")
-    _require_org_admin(actor, "Only organization admins rename the organization.")
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_rename_organization(actor)
     errors = _name_errors(name)
     if errors:
         raise ValidationError(errors)
@@ -217,57 +181,95 @@ def rename_organization(
 
 # Organization members ------------------------------------------------------------------------
 
+OWNER_REMOVED = "Owner removed from the organization."
+OWNER_LEFT_GROUP = "Owner no longer administers the group {group}."
 
-def _add_member(actor: Principal, organization: Organization, user: User, role: str) -> None:
-    membership, created = OrganizationMembership.objects.get_or_create(
-        organization=organization, user=user, defaults={"role": role}
-    )
-    before = {} if created else {"role": membership.role}
-    if not created and membership.role != role:
-        membership.role = role
-        membership.version += 1
-        membership.save(update_fields=["role", "version"])
+
+def _require_not_stronger(actor: Principal, rights: frozenset[str], field: str) -> None:
+    """Nobody reshapes or removes a person who holds more than they do."""
+    stronger = rules.missing_for_grant(actor, rights)
+    if stronger:
+        raise Forbidden(
+            f"This person holds permissions you do not hold ({', '.join(stronger)}); "
+            f"you cannot change their {field}."
+        )
+
+
+def _require_member_changeable(actor: Principal, membership: OrganizationMembership) -> None:
+    rules.require_same_organization(actor, membership.organization_id)
+    rules.require_manage_members(actor)
+    _require_not_stronger(actor, rules.organization_role_rights(membership.role), "role")
+
+
+def _change_role(
+    actor: Principal, membership: OrganizationMembership, role: str
+) -> OrganizationMembership:
+    """Change a locked membership's role; the last admin stays an admin."""
+    if membership.role == role:
+        return membership
+    if role != Role.ADMIN and not _other_admins(membership.organization_id, membership.user_id):
+        raise ValidationError({"role": ["The organization needs at least one admin."]})
+    before = {"role": membership.role}
+    membership.role = role
+    membership.version += 1
+    membership.save(update_fields=["role", "version"])
     _record_member(
         actor,
-        "member.added" if created else "member.role_changed",
-        organization,
-        user,
+        "member.role_changed",
+        membership.organization,
+        membership.user,
         audit.diff(before, {"role": role}),
     )
+    return membership
 
 
-def set_member(*, actor: Principal, organization: Organization, user: User, role: str) -> None:
-    """Add a person to the organization, or change their role (organization admins only)."""
-    _require_in_organization(actor, organization.pk)
-    _require_permission(actor, "api.users.write")
-    _require_org_admin(actor, "Only organization admins manage members.")
+def _create_membership(
+    actor: Principal, organization: Organization, user: User, role: str
+) -> OrganizationMembership:
+    membership = OrganizationMembership.objects.create(
+        organization=organization, user=user, role=role
+    )
+    _record_member(actor, "member.added", organization, user, audit.diff({}, {"role": role}))
+    return membership
+
+
+def set_member(
+    *, actor: Principal, organization: Organization, user: User, role: str
+) -> OrganizationMembership:
+    """Add a person to the organization, or change their role: the same checks as
+    ``add_member`` and ``change_member_role`` (grant, last admin)."""
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_manage_members(actor)
     _validate_role(role)
     if user.kind != UserKind.HUMAN:
         raise ValidationError({"user": ["Technical users cannot be members."]})
+    rules.require_grant(actor, rules.organization_role_rights(role), "role")
     with transaction.atomic():
-        _add_member(actor, organization, user, role)
+        existing = (
+            OrganizationMembership.objects.select_for_update()
+            .filter(organization=organization, user=user)
+            .first()
+        )
+        if existing is None:
+            return _create_membership(actor, organization, user, role)
+        _require_not_stronger(actor, rules.organization_role_rights(existing.role), "role")
+        return _change_role(actor, existing, role)
 
 
 def add_member(
     *, actor: Principal, organization: Organization, username: str, role: str = Role.MEMBER
 ) -> OrganizationMembership:
     """Add an existing person, found by username, to the organization."""
-    _require_in_organization(actor, organization.pk)
-    _require_permission(actor, "api.users.write")
-    _require_org_admin(actor, "Only organization admins add members.")
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_manage_members(actor)
     _validate_role(role)
     user = User.objects.filter(username=username, kind=UserKind.HUMAN, is_active=True).first()
     if user is None:
         raise ValidationError({"username": ["No such person."]})
-    _check_grant(actor, _rights_of_org_role(role), "role")
+    rules.require_grant(actor, rules.organization_role_rights(role), "role")
     try:
         with transaction.atomic():
-            membership = OrganizationMembership.objects.create(
-                organization=organization, user=user, role=role
-            )
-            _record_member(
-                actor, "member.added", organization, user, audit.diff({}, {"role": role})
-            )
+            membership = _create_membership(actor, organization, user, role)
     except IntegrityError:
         raise ValidationError(
             {"username": [f"{username} is already a member; change their role instead."]}
@@ -283,41 +285,24 @@ def change_member_role(
     expected_version: int | None = None,
 ) -> OrganizationMembership:
     """Make a member an admin or an admin a member; the last admin stays an admin."""
-    _require_in_organization(actor, membership.organization_id)
-    _require_permission(actor, "api.users.write")
-    _require_org_admin(actor, "Only organization admins change roles.")
     _validate_role(role)
-    _check_grant(actor, _rights_of_org_role(role), "role")
+    rules.require_grant(actor, rules.organization_role_rights(role), "role")
     with transaction.atomic():
         membership = _lock(membership, expected_version)
-        if membership.role == role:
-            return membership
-        if role != Role.ADMIN and not _other_admins(membership.organization_id, membership.user_id):
-            raise ValidationError({"role": ["The organization needs at least one admin."]})
-        before = {"role": membership.role}
-        membership.role = role
-        membership.version += 1
-        membership.save(update_fields=["role", "version"])
-        _record_member(
-            actor,
-            "member.role_changed",
-            membership.organization,
-            membership.user,
-            audit.diff(before, {"role": role}),
-        )
-    return membership
+        _require_member_changeable(actor, membership)
+        return _change_role(actor, membership, role)
 
 
 def remove_member(
     *, actor: Principal, membership: OrganizationMembership, expected_version: int | None = None
 ) -> None:
-    """Remove a person from the organization and its groups; their personal tokens stop working
-    (authentication requires the owner's membership)."""
-    _require_in_organization(actor, membership.organization_id)
-    _require_permission(actor, "api.users.delete")
-    _require_org_admin(actor, "Only organization admins remove members.")
+    """Remove a person from the organization and its groups, and revoke their personal tokens
+    there (reason "owner removed"): adding them back restores none of them."""
     with transaction.atomic():
         membership = _lock(membership, expected_version)
+        rules.require_same_organization(actor, membership.organization_id)
+        rules.require_remove_members(actor)
+        _require_not_stronger(actor, rules.organization_role_rights(membership.role), "membership")
         if membership.role == Role.ADMIN and not _other_admins(
             membership.organization_id, membership.user_id
         ):
@@ -328,23 +313,25 @@ def remove_member(
         groups = sorted(group_memberships.values_list("group__name", flat=True))
         group_memberships.delete()
         membership.delete()
-        _record_member(
-            actor,
-            "member.removed",
-            membership.organization,
-            membership.user,
-            audit.diff({"role": membership.role, "groups": groups}, {}),
+        revoked = token_services.revoke_personal_tokens(
+            actor=actor,
+            organization_id=membership.organization_id,
+            user_id=membership.user_id,
+            reason=OWNER_REMOVED,
         )
+        changes = audit.diff({"role": membership.role, "groups": groups}, {})
+        if revoked:
+            changes["personal_tokens_revoked"] = {"before": None, "after": revoked}
+        _record_member(actor, "member.removed", membership.organization, membership.user, changes)
 
 
 # Groups --------------------------------------------------------------------------------------
 
 
 def create_group(*, actor: Principal, organization: Organization, slug: str, name: str) -> Group:
-    """Create a group in the organization (organization admins only)."""
-    _require_in_organization(actor, organization.pk)
-    _require_permission(actor, "api.groups.write")
-    _require_org_admin(actor, "Only organization admins create groups.")
+    """Create a group in the organization (organization-wide principals only)."""
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_create_group(actor)
     errors = _validate_slug_and_name(slug, name)
     if not errors and organization.groups.filter(slug=slug).exists():
         errors["slug"] = [f"The slug {slug!r} is taken in this organization."]
@@ -378,10 +365,9 @@ def update_group(
     slug: str | None = None,
     expected_version: int | None = None,
 ) -> Group:
-    """Rename a group or change its slug (its admins or organization admins)."""
+    """Rename a group or change its slug (its admins or organization-wide principals)."""
     _require_visible_group(actor, group)
-    _require_permission(actor, "api.groups.write")
-    _require_group_admin(actor, group)
+    rules.require_update_group(actor, group.pk)
     errors: dict[str, list[str]] = {}
     if name is not None:
         errors.update(_name_errors(name))
@@ -427,18 +413,15 @@ def update_group(
 
 
 def delete_group(*, actor: Principal, group: Group, expected_version: int | None = None) -> None:
-    """Delete a group, its memberships and its tokens (organization admins only)."""
-    # Imported here: token services import this app's models, and the group's tokens are
-    # deleted through them so that each deletion is checked and audited.
-    from tokens.services import delete_token
-
+    """Delete a group, its memberships and its tokens (organization-wide principals only; each
+    token is deleted through the token services, so a token stronger than the actor stops the
+    whole deletion)."""
     _require_visible_group(actor, group)
-    _require_permission(actor, "api.groups.delete")
-    _require_org_admin(actor, "Only organization admins delete groups.")
+    rules.require_delete_group(actor)
     with transaction.atomic():
         group = _lock(group, expected_version)
         for token in list(group.api_tokens.all()):
-            delete_token(actor=actor, token=token)
+            token_services.delete_token(actor=actor, token=token)
         members = sorted(group.memberships.values_list("user__username", flat=True))
         audit.record(
             actor=actor,
@@ -456,33 +439,80 @@ def delete_group(*, actor: Principal, group: Group, expected_version: int | None
 # Group members -------------------------------------------------------------------------------
 
 
-def set_group_member(*, actor: Principal, group: Group, user: User, role: str) -> None:
-    """Add a member of the organization to a group, or change their role in it."""
+def _require_group_member_changeable(actor: Principal, membership: GroupMembership) -> None:
+    rules.require_manage_group_members(actor, membership.group_id)
+    _require_not_stronger(actor, rules.group_role_rights(membership.role), "group role")
+
+
+def _change_group_role(
+    actor: Principal, membership: GroupMembership, role: str
+) -> GroupMembership:
+    if membership.role == role:
+        return membership
+    before = {"role": membership.role}
+    membership.role = role
+    membership.version += 1
+    membership.save(update_fields=["role", "version"])
+    if before["role"] == Role.ADMIN:
+        _revoke_for_group(actor, membership)
+    _record_member(
+        actor,
+        "group_member.role_changed",
+        membership.group.organization,
+        membership.user,
+        audit.diff(before, {"role": role, "group": membership.group.name}),
+        group=membership.group,
+    )
+    return membership
+
+
+def _revoke_for_group(actor: Principal, membership: GroupMembership) -> int:
+    """A group admin who stops being one: their personal tokens held the group's rights."""
+    return token_services.revoke_personal_tokens(
+        actor=actor,
+        organization_id=membership.group.organization_id,
+        user_id=membership.user_id,
+        reason=OWNER_LEFT_GROUP.format(group=membership.group.name),
+    )
+
+
+def _create_group_membership(
+    actor: Principal, group: Group, user: User, role: str
+) -> GroupMembership:
+    membership = GroupMembership.objects.create(group=group, user=user, role=role)
+    _record_member(
+        actor,
+        "group_member.added",
+        group.organization,
+        user,
+        audit.diff({}, {"role": role, "group": group.name}),
+        group=group,
+    )
+    return membership
+
+
+def set_group_member(*, actor: Principal, group: Group, user: User, role: str) -> GroupMembership:
+    """Add a member of the organization to a group, or change their role in it: the same checks
+    as ``add_group_member`` and ``change_group_member_role``."""
     _require_visible_group(actor, group)
-    _require_permission(actor, "api.users.write")
-    _require_group_admin(actor, group)
+    rules.require_manage_group_members(actor, group.pk)
     _validate_role(role)
     if not OrganizationMembership.objects.filter(
         organization_id=group.organization_id, user=user
     ).exists():
         raise ValidationError({"user": ["Only members of the organization can join its groups."]})
+    rules.require_grant(actor, rules.group_role_rights(role), "role")
     with transaction.atomic():
-        membership, created = GroupMembership.objects.get_or_create(
-            group=group, user=user, defaults={"role": role}
+        existing = (
+            GroupMembership.objects.select_for_update()
+            .select_related("group__organization", "user")
+            .filter(group=group, user=user)
+            .first()
         )
-        before = {} if created else {"role": membership.role}
-        if not created and membership.role != role:
-            membership.role = role
-            membership.version += 1
-            membership.save(update_fields=["role", "version"])
-        _record_member(
-            actor,
-            "group_member.added" if created else "group_member.role_changed",
-            group.organization,
-            user,
-            audit.diff(before, {"role": role, "group": group.name}),
-            group=group,
-        )
+        if existing is None:
+            return _create_group_membership(actor, group, user, role)
+        _require_not_stronger(actor, rules.group_role_rights(existing.role), "group role")
+        return _change_group_role(actor, existing, role)
 
 
 def add_group_member(
@@ -490,8 +520,7 @@ def add_group_member(
 ) -> GroupMembership:
     """Add a member of the organization to the group."""
     _require_visible_group(actor, group)
-    _require_permission(actor, "api.users.write")
-    _require_group_admin(actor, group)
+    rules.require_manage_group_members(actor, group.pk)
     _validate_role(role)
     membership = (
         OrganizationMembership.objects.filter(
@@ -502,20 +531,10 @@ def add_group_member(
     )
     if membership is None:
         raise ValidationError({"user": ["No such member of the organization."]})
-    _check_grant(actor, _rights_of_group_role(role), "role")
+    rules.require_grant(actor, rules.group_role_rights(role), "role")
     try:
         with transaction.atomic():
-            group_membership = GroupMembership.objects.create(
-                group=group, user=membership.user, role=role
-            )
-            _record_member(
-                actor,
-                "group_member.added",
-                group.organization,
-                membership.user,
-                audit.diff({}, {"role": role, "group": group.name}),
-                group=group,
-            )
+            group_membership = _create_group_membership(actor, group, membership.user, role)
     except IntegrityError:
         raise ValidationError(
             {"user": ["Already a member of this group; change their role instead."]}
@@ -532,45 +551,31 @@ def change_group_member_role(
 ) -> GroupMembership:
     """Make a group member an admin of the group, or the other way round."""
     _require_visible_group(actor, membership.group)
-    _require_permission(actor, "api.users.write")
-    _require_group_admin(actor, membership.group)
     _validate_role(role)
-    _check_grant(actor, _rights_of_group_role(role), "role")
+    rules.require_grant(actor, rules.group_role_rights(role), "role")
     with transaction.atomic():
         membership = _lock(membership, expected_version)
-        if membership.role == role:
-            return membership
-        before = {"role": membership.role}
-        membership.role = role
-        membership.version += 1
-        membership.save(update_fields=["role", "version"])
-        _record_member(
-            actor,
-            "group_member.role_changed",
-            membership.group.organization,
-            membership.user,
-            audit.diff(before, {"role": role, "group": membership.group.name}),
-            group=membership.group,
-        )
-    return membership
+        _require_group_member_changeable(actor, membership)
+        return _change_group_role(actor, membership, role)
 
 
 def remove_group_member(
     *, actor: Principal, membership: GroupMembership, expected_version: int | None = None
 ) -> None:
-    """Take a person out of a group; they stay a member of the organization."""
+    """Take a person out of a group; they stay a member of the organization. A group admin's
+    personal tokens are revoked (they held the group's rights)."""
     _require_visible_group(actor, membership.group)
-    _require_permission(actor, "api.users.delete")
-    _require_group_admin(actor, membership.group)
     with transaction.atomic():
         membership = _lock(membership, expected_version)
+        rules.require_remove_group_members(actor, membership.group_id)
+        _require_not_stronger(actor, rules.group_role_rights(membership.role), "group role")
         group = membership.group
         membership.delete()
+        changes = audit.diff({"role": membership.role, "group": group.name}, {})
+        if membership.role == Role.ADMIN:
+            revoked = _revoke_for_group(actor, membership)
+            if revoked:
+                changes["personal_tokens_revoked"] = {"before": None, "after": revoked}
         _record_member(
-            actor,
-            "group_member.removed",
-            group.organization,
-            membership.user,
-            audit.diff({"role": membership.role, "group": group.name}, {}),
-            group=group,
+            actor, "group_member.removed", group.organization, membership.user, changes, group=group
         )

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from orgs.models import Organization, Role, User
 from orgs.principals import Principal
-from orgs.services import create_group, create_organization, set_group_member, set_member
+from people.services import create_group, create_organization, set_group_member, set_member
 from tokens.models import LISTED_AFTER_EXPIRY, ApiToken
 from tokens.services import create_token, revoke_token
 

@@ -1,9 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from access.errors import describe
 from orgs.models import User
 from orgs.principals import Principal
-from orgs.services import create_organization
+from people.services import create_organization
 
 
 class Command(BaseCommand):
@@ -30,15 +31,6 @@ class Command(BaseCommand):
                 actor=Principal.operator(), slug=slug, name=name, admin=admin_user
             )
         except ValidationError as error:
-            raise CommandError(_messages(error)) from None
+            raise CommandError(describe(error)) from None
         self.stdout.write(f"Created organization {organization.slug} ({organization.name}).")
 
-
-def _messages(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {message}"
-            for field, messages in error.message_dict.items()
-            for message in messages
-        )
-    return "; ".join(error.messages)

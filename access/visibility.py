@@ -1,0 +1,88 @@
+"""What a principal may see: one filter per model, which its ``visible_to`` queryset applies.
+
+Each function returns a ``Q`` over the model's own fields, so this module needs no model. An
+object outside the filter does not exist for the principal: a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from access import catalog
+from access.principal import Principal
+
+NOTHING = Q(pk__in=[])
+
+
+def _organization(principal: Principal, field: str = "organization") -> Q | None:
+    """The organization filter, or None for an operator over every organization."""
+    if principal.is_operator and principal.organization is None:
+        return None
+    if principal.organization is None:
+        return NOTHING
+    return Q(**{field: principal.organization.pk})
+
+
+def _within(principal: Principal, field: str, narrower: Q) -> Q:
+    organization = _organization(principal, field)
+    if organization is None:
+        return Q()
+    return organization & narrower
+
+
+def tokens(principal: Principal) -> Q:
+    """An organization-wide principal sees every token of the organization; a group token the
+    tokens of its group; a person their own personal tokens and those of the groups they
+    administer."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    if principal.token_scope == catalog.GROUP:
+        return _within(principal, "organization", Q(group__in=principal.administered_group_ids))
+    if not principal.is_member:
+        return NOTHING
+    return _within(
+        principal,
+        "organization",
+        Q(scope=catalog.PERSONAL, user=principal.user)
+        | Q(scope=catalog.GROUP, group__in=principal.administered_group_ids),
+    )
+
+
+def groups(principal: Principal) -> Q:
+    """Every group for an organization-wide principal; otherwise the groups it belongs to."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return _within(principal, "organization", Q(pk__in=principal.member_group_ids))
+
+
+def organization_members(principal: Principal) -> Q:
+    """The organization's memberships; below organization-wide reach, those of the people in
+    the groups the principal administers."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return _within(
+        principal,
+        "organization",
+        Q(user__group_memberships__group__in=principal.administered_group_ids),
+    )
+
+
+def group_members(principal: Principal) -> Q:
+    """Memberships of the groups the principal administers (all groups organization-wide)."""
+    if principal.organization_wide:
+        return _within(principal, "group__organization", Q())
+    return _within(principal, "group__organization", Q(group__in=principal.administered_group_ids))
+
+
+def audit_events(principal: Principal) -> Q:
+    """The organization's log organization-wide; otherwise the events of administered groups."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return _within(principal, "organization", Q(group_id__in=principal.administered_group_ids))
+
+
+def ip_filters(principal: Principal) -> Q:
+    """IP filters belong to the organization: everyone acting in it sees them."""
+    if principal.is_operator or principal.token is not None or principal.is_member:
+        return _within(principal, "organization", Q())
+    return NOTHING
