@@ -39,6 +39,18 @@ MANAGE_ACTIONS = (
 # Permissions ---------------------------------------------------------------------------------
 
 
+def effective_permissions(principal: Principal) -> frozenset[str]:
+    """What the principal holds right now (for ``/me`` and for pickers that grey out the rest:
+    nobody grants more than this)."""
+    return principal.permissions
+
+
+def reaches_organization(principal: Principal) -> bool:
+    """Whether the principal reaches the whole organization (rather than some groups or only
+    its owner's tokens)."""
+    return principal.organization_wide
+
+
 def may(principal: Principal, permission: str) -> bool:
     """Whether the principal holds this permission (its effective set, at this moment)."""
     return principal.holds(permission)
@@ -223,6 +235,14 @@ def require_create_token(principal: Principal, scope: str, group_id: int | None 
         raise NotFound("No such group.")
     permission = None if principal.holds(WRITE_TOKENS) else WRITE_TOKENS
     raise Forbidden(refusal, permission=permission)
+
+
+def ineffective_permissions(owner: Principal, token: ApiToken) -> list[str]:
+    """A personal token's granted permissions that its owner does not hold now, which it
+    therefore does not have (it never has more rights than its owner)."""
+    if token.scope != catalog.PERSONAL:
+        return []
+    return sorted(token.granted_permissions() - owner.human_rights)
 
 
 def new_token_permissions(

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router
 from pydantic import ConfigDict
 
+from access import rules
 from config.api_support import (
     MAX_ID,
     CamelSchema,
@@ -195,7 +196,7 @@ def me(request: HttpRequest) -> PrincipalOut:
         group=GroupRef(id=token.group.pk, slug=token.group.slug, name=token.group.name)
         if token.group_id
         else None,
-        permissions=sorted(principal.permissions),
+        permissions=sorted(rules.effective_permissions(principal)),
     )
 
 

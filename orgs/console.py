@@ -50,6 +50,6 @@ def console_permissions(request: HttpRequest) -> dict[str, Any]:
             "read_policy": rules.may_read_policy(principal),
             "change_policy": rules.may_change_policy(principal),
             "read_audit": rules.may_read_audit(principal),
-            "organization_wide": principal.organization_wide,
+            "reach_organization": rules.reaches_organization(principal),
         }
     }

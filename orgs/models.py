@@ -110,11 +110,9 @@ class Group(models.Model):
 class OrganizationMembershipQuerySet(models.QuerySet["OrganizationMembership"]):
     def visible_to(self, principal: Principal) -> OrganizationMembershipQuerySet:
         """The memberships the principal may see (``access.visibility.organization_members``)."""
-        visible = self.filter(visibility.organization_members(principal))
-        if principal.organization_wide:
-            return visible
-        # Through group memberships: a person in two such groups would come twice.
-        return self.filter(pk__in=visible.values("pk"))
+        # Below organization-wide reach the filter goes through group memberships, where a
+        # person in two such groups would come twice.
+        return self.filter(visibility.organization_members(principal)).distinct()
 
 
 class OrganizationMembership(models.Model):

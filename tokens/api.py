@@ -3,11 +3,10 @@ lives in tokens.services and the querysets."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -15,7 +14,7 @@ from ninja import Field, Path, Query, Router
 from pydantic import ConfigDict
 
 from access import catalog
-from access.errors import NotFound, VersionConflict
+from access.errors import NotFound
 from config.api_support import (
     MAX_ID,
     MAX_VERSION,
@@ -33,7 +32,7 @@ from config.api_support import (
 from orgs.models import Group, User
 from orgs.principals import Principal
 from policies.models import IpFilter
-from tokens.durations import parse_duration
+from tokens.durations import parse_duration, parse_expiry
 from tokens.models import ApiToken, ApiTokenQuerySet, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import (
     DEFAULT,
@@ -41,10 +40,9 @@ from tokens.services import (
     create_token,
     delete_token,
     regenerate_token,
-    rename_token,
     restore_token,
     revoke_token,
-    update_token_permissions,
+    update_token,
 )
 
 router = Router(tags=["api-tokens"])
@@ -131,6 +129,26 @@ class TokenWithSecretOut(TokenOut):
     )
 
 
+class RegeneratedOut(TokenWithSecretOut):
+    previous_secret_ends_at: datetime | None = Field(
+        description="When the previous secret stops working (null: it already has). A grace "
+        "period never outlives the token."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **TOKEN_EXAMPLE,
+                    "version": 4,
+                    "token": SECRET_EXAMPLE,
+                    "previousSecretEndsAt": "2026-11-23T09:12:40Z",
+                }
+            ]
+        }
+    )
+
+
 class TokenFilters(InputSchema):
     name: str | None = Field(
         None,
@@ -159,7 +177,8 @@ class TokenCreateIn(InputSchema):
         None,
         max_length=64,
         description="ISO-8601 date-time (UTC unless it carries an offset), or a date meaning "
-        "00:00 UTC that day, or null for no expiry. Omitted: the policy's default.",
+        "the end of that day (23:59:59 UTC), or null for no expiry. Omitted: the policy's "
+        "default.",
         examples=["2027-02-01T00:00:00Z", "2027-02-01"],
     )
     expires_in: str | None = Field(
@@ -188,12 +207,19 @@ class TokenPatchIn(InputSchema):
     name: str | None = Field(None, max_length=1000)
     role: Role | None = None
     permissions: list[str] | None = Field(None, max_length=200, description="For the custom role.")
+    ip_filter_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="A named IP filter, or null for none."
+    )
+    allowed_addresses: list[str] | None = Field(
+        None, max_length=1000, description="Addresses or networks; [] for any address."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"version": 3, "name": "CI deploy (prod)"},
                 {"version": 3, "role": "custom", "permissions": ["api.api-tokens.read"]},
+                {"version": 3, "ipFilterId": None, "allowedAddresses": ["203.0.113.0/24"]},
             ]
         }
     )
@@ -371,14 +397,9 @@ def _get_token(principal: Principal, token_id: int) -> ApiToken:
 
 def _parse_expiry(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip())
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValidationError(
-            {"expiry": ["Write an ISO-8601 date-time (2027-02-01T00:00:00Z) or date."]}
-        ) from None
+        return parse_expiry(text)
+    except ValueError as error:
+        raise ValidationError({"expiry": [f"{str(error)[:1].upper()}{str(error)[1:]}."]}) from None
 
 
 def _expiry_of(payload: TokenCreateIn, now: datetime) -> datetime | None:
@@ -394,6 +415,15 @@ def _expiry_of(payload: TokenCreateIn, now: datetime) -> datetime | None:
     if "expiry" not in given:
         return DEFAULT
     return None if payload.expiry is None else _parse_expiry(payload.expiry)
+
+
+def _filter_of(principal: Principal, filter_id: int | None) -> IpFilter | None:
+    if filter_id is None:
+        return None
+    ip_filter = IpFilter.objects.visible_to(principal).filter(pk=filter_id).first()
+    if ip_filter is None:
+        raise ValidationError({"ip_filter": ["No such IP filter."]})
+    return ip_filter
 
 
 def _permissions_need_custom(role: str, permissions: list[str] | None) -> None:
@@ -483,12 +513,7 @@ def create(request: HttpRequest, response: HttpResponse, payload: TokenCreateIn)
             group = Group.objects.visible_to(principal).filter(pk=payload.group_id).first()
             if group is None:
                 raise ValidationError({"group": ["No such group."]})
-        ip_filter = None
-        if payload.ip_filter_id is not None:
-            ip_filter = IpFilter.objects.visible_to(principal).filter(pk=payload.ip_filter_id)
-            ip_filter = ip_filter.first()
-            if ip_filter is None:
-                raise ValidationError({"ip_filter": ["No such IP filter."]})
+        ip_filter = _filter_of(principal, payload.ip_filter_id)
         issued = create_token(
             actor=principal,
             organization=principal.organization,
@@ -522,46 +547,46 @@ def read(request: HttpRequest, id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str
     auth=requires(WRITE),
     response=responses({200: TokenOut}),
     by_alias=True,
-    summary="Rename a token or change its role and permissions",
-    description="Needs the `version` you read (409 if the token changed since). Expiry and "
-    "addresses cannot be changed: regenerate or create a new token. " + permission_note(WRITE),
+    summary="Rename a token, change its role and permissions, or its IP filter and addresses",
+    description="Needs the `version` you read (409 if the token changed since). Changing a "
+    "token needs every permission it holds (you cannot change a token stronger than you). "
+    "The IP filter and allowed addresses change only where the security policy lets tokens "
+    "carry their own; an enforced filter stays. The expiry never changes. "
+    + permission_note(WRITE),
 )
 def update(
     request: HttpRequest, payload: TokenPatchIn, id: int = Path(..., ge=1, le=MAX_ID)
 ) -> dict[str, Any]:
     principal = principal_of(request)
     token = _get_token(principal, id)
-    expected = payload.version
-    with transaction.atomic():
-        if payload.name is not None and payload.name != token.name:
-            token = rename_token(
-                actor=principal, token=token, name=payload.name, expected_version=expected
-            )
-            expected = token.version
-        role = payload.role or token.role
-        _permissions_need_custom(role, payload.permissions)
-        permissions = token.permissions if payload.permissions is None else payload.permissions
-        if role != token.role or sorted(set(permissions)) != sorted(token.permissions):
-            token = update_token_permissions(
-                actor=principal,
-                token=token,
-                role=role,
-                permissions=permissions,
-                expected_version=expected,
-            )
-        elif token.version != expected:
-            raise VersionConflict(token.version)
+    given = payload.model_fields_set
+    changes: dict[str, Any] = {}
+    if payload.name is not None:
+        changes["name"] = payload.name
+    if payload.role is not None:
+        changes["role"] = payload.role
+    if payload.permissions is not None:
+        changes["permissions"] = payload.permissions
+    _permissions_need_custom(payload.role or token.role, payload.permissions)
+    with api_fields(**CREATE_FIELDS):
+        if "ip_filter_id" in given:
+            changes["ip_filter"] = _filter_of(principal, payload.ip_filter_id)
+        if payload.allowed_addresses is not None:
+            changes["allowed_addresses"] = payload.allowed_addresses
+        update_token(actor=principal, token=token, expected_version=payload.version, **changes)
     return token_out(_get_token(principal, id))
 
 
 @router.post(
     "/api-tokens/{id}/regenerate",
     auth=requires(WRITE),
-    response=responses({200: TokenWithSecretOut}),
+    response=responses({200: RegeneratedOut}),
     by_alias=True,
     summary="Regenerate a token's secret",
     description="Answers the token with its new secret in `token`, shown this once. The old "
-    "secret ends now, or after `gracePeriodSeconds`. " + permission_note(WRITE),
+    "secret ends now, or after `gracePeriodSeconds` (never after the token expires), and "
+    "`previousSecretEndsAt` says when. The expiry does not move; an expired token cannot be "
+    "regenerated. Needs every permission the token holds. " + permission_note(WRITE),
 )
 def regenerate(
     request: HttpRequest,
@@ -579,7 +604,10 @@ def regenerate(
             expected_version=payload.version,
             grace=timedelta(seconds=payload.grace_period_seconds),
         )
-    return _issued_out(issued, response)
+    return {
+        **_issued_out(issued, response),
+        "previous_secret_ends_at": issued.previous_secret_ends_at,
+    }
 
 
 @router.post(

@@ -1,9 +1,10 @@
-"""Durations as people write them: ``90m``, ``12h``, ``30d``. Pure functions."""
+"""Durations and expiries as people write them: ``90m``, ``12h``, ``30d``, ``2027-01-15``.
+Pure functions."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day"}
@@ -44,3 +45,26 @@ def to_text(duration: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     raise ValueError("not a whole number of minutes")
+
+
+def end_of_day(day: date) -> datetime:
+    """A date-only expiry means the end of that day in UTC: 23:59:59."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+def parse_expiry(text: str) -> datetime:
+    """An ISO-8601 date-time (UTC unless it carries an offset) or a date (the end of that day in
+    UTC); raise ValueError saying what is accepted."""
+    text = (text or "").strip()
+    try:
+        if len(text) == 10:
+            return end_of_day(date.fromisoformat(text))
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{text[:40]!r} is not a date or date-time; write 2027-02-01 (the end of that day, "
+            "UTC) or 2027-02-01T12:00:00Z"
+        ) from None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
 
 from access import catalog
 from policies.models import IpFilter, ScopePolicy
-from tokens.durations import MAX_DURATION, format_duration
+from tokens.durations import MAX_DURATION, end_of_day, format_duration
 from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
 
 ROLE_CHOICES = [
@@ -252,11 +252,11 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
                     self.add_error("expiry_date", "Pick the day the token expires.")
             else:
                 # The end of the chosen day (UTC), or the policy's limit on its last day.
-                end_of_day = datetime.combine(day, time(23, 59), tzinfo=UTC)
+                expires_at = end_of_day(day)
                 latest = self.latest_expiry
-                if latest is not None and day == latest.date() and end_of_day > latest:
-                    end_of_day = latest
-                data["expires_at"] = end_of_day
+                if latest is not None and day == latest.date() and expires_at > latest:
+                    expires_at = latest
+                data["expires_at"] = expires_at
         elif choice == "never":
             data["expires_at"] = None
         return data
@@ -312,3 +312,26 @@ class RevokeForm(VersionedForm):
 
 class ConfirmForm(VersionedForm):
     """Restore and delete: nothing to fill in but the version."""
+
+
+class AddressesForm(VersionedForm):
+    """A token's IP filter and allowed addresses, where the policy lets tokens carry their own."""
+
+    ip_filter = forms.ModelChoiceField(
+        queryset=IpFilter.objects.none(), required=False, label="IP filter", empty_label="None"
+    )
+    allowed_addresses = forms.CharField(
+        required=False,
+        label="Allowed addresses",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="One address or network per line (203.0.113.7, 10.0.0.0/8, 2001:db8::/32); "
+        "empty: any address.",
+    )
+
+    def __init__(self, *args: object, ip_filters: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["ip_filter"].queryset = ip_filters
+
+    def clean_allowed_addresses(self) -> list[str]:
+        text = self.cleaned_data.get("allowed_addresses") or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]

@@ -671,6 +671,57 @@ def update_token_addresses(
     return token
 
 
+UNCHANGED: Any = _Default()  # "leave this as it is" in update_token
+
+
+def update_token(
+    *,
+    actor: Principal,
+    token: ApiToken,
+    expected_version: int,
+    name: str = UNCHANGED,
+    role: str = UNCHANGED,
+    permissions: Iterable[str] = UNCHANGED,
+    ip_filter: IpFilter | None = UNCHANGED,
+    allowed_addresses: Iterable[str] = UNCHANGED,
+) -> ApiToken:
+    """Change what is given (name, role and permissions, IP filter and allowed addresses) in
+    one transaction, each part through its own service, each audited; nothing given or
+    nothing different still checks the version."""
+    with transaction.atomic():
+        current = _lock(token, expected_version)
+        version = expected_version
+        if name is not UNCHANGED and name != current.name:
+            current = rename_token(
+                actor=actor, token=current, name=name, expected_version=version
+            )
+            version = current.version
+        new_role = current.role if role is UNCHANGED else role
+        new_permissions = (
+            current.permissions if permissions is UNCHANGED else sorted(set(permissions))
+        )
+        if new_role != current.role or sorted(set(new_permissions)) != sorted(current.permissions):
+            current = update_token_permissions(
+                actor=actor,
+                token=current,
+                role=new_role,
+                permissions=new_permissions,
+                expected_version=version,
+            )
+            version = current.version
+        if ip_filter is not UNCHANGED or allowed_addresses is not UNCHANGED:
+            current = update_token_addresses(
+                actor=actor,
+                token=current,
+                ip_filter=current.ip_filter if ip_filter is UNCHANGED else ip_filter,
+                allowed_addresses=current.allowed_addresses
+                if allowed_addresses is UNCHANGED
+                else allowed_addresses,
+                expected_version=version,
+            )
+    return current
+
+
 def apply_policy(
     *,
     actor: Principal,

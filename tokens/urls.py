@@ -18,6 +18,7 @@ urlpatterns = [
         views.permission_preview,
         name="permission-preview",
     ),
+    path("tokens/<int:token_id>/addresses/", views.token_addresses, name="addresses"),
     path("tokens/<int:token_id>/regenerate/", views.token_regenerate, name="regenerate"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="revoke"),
     path("tokens/<int:token_id>/restore/", views.token_restore, name="restore"),

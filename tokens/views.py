@@ -34,6 +34,7 @@ from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from tokens import services
 from tokens.forms import (
+    AddressesForm,
     ConfirmForm,
     CreateTokenForm,
     EditPermissionsForm,
@@ -294,7 +295,7 @@ def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
         request.POST if request.method == "POST" else None,
         scope=page.scope,
         policy=policy,
-        held=principal.permissions,
+        held=rules.effective_permissions(principal),
         ip_filters=IpFilter.objects.visible_to(principal),
         now=now,
     )
@@ -386,6 +387,8 @@ def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) 
         principal, token, "change_permissions"
     ):
         actions.add("edit")
+    if policy.custom_ip_allowed and rules.may_manage_token(principal, token, "change_addresses"):
+        actions.add("addresses")
     if (
         policy.regeneration_allowed
         and status == "active"
@@ -457,9 +460,10 @@ def _permission_table(token: ApiToken) -> list[dict[str, Any]]:
 def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
     now = timezone.now()
     policy = _scope_policy(request.organization, token.scope)
-    owner_rights = None
+    ineffective: list[str] = []
     if token.scope == TokenScope.PERSONAL:
-        owner_rights = Principal.for_member(token.user, request.organization).human_rights
+        owner = Principal.for_member(token.user, request.organization)
+        ineffective = rules.ineffective_permissions(owner, token)
     grace_secrets = TokenSecret.objects.filter(token=token, ends_at__gt=now).order_by("ends_at")
     granted = token.granted_permissions()
     return {
@@ -469,7 +473,7 @@ def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
         "status": token.display_status(now),
         "permission_table": _permission_table(token),
         "granted_count": len(granted),
-        "ineffective": sorted(granted - owner_rights) if owner_rights is not None else [],
+        "ineffective": ineffective,
         "grace_secrets": grace_secrets,
         "chart": usage_chart(token, now.date()),
         "events": AuditEvent.objects.for_token(token.pk)[:RECENT_EVENTS],
@@ -503,10 +507,21 @@ class Action:
 
 ACTIONS = {
     "edit": Action("edit", "Edit permissions", EditPermissionsForm),
+    "addresses": Action("addresses", "Change IP filter and addresses", AddressesForm),
     "regenerate": Action("regenerate", "Regenerate token", RegenerateForm),
     "revoke": Action("revoke", "Revoke token", RevokeForm),
     "restore": Action("restore", "Restore token", ConfirmForm),
     "delete": Action("delete", "Delete token", ConfirmForm),
+}
+
+
+# The console's actions that manage a token, by the access layer's name for them.
+MANAGE_ACTION_OF = {
+    "edit": "change_permissions",
+    "addresses": "change_addresses",
+    "regenerate": "regenerate",
+    "restore": "restore",
+    "delete": "delete",
 }
 
 
@@ -527,10 +542,20 @@ def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: 
             {"role": token.role, "permissions": sorted(token.granted_permissions())}
         )
         return EditPermissionsForm(
-            data, scope=token.scope, held=request.principal.permissions, **kwargs
+            data, scope=token.scope, held=rules.effective_permissions(request.principal), **kwargs
         )
     if action.name == "regenerate":
         return RegenerateForm(data, max_grace=policy.max_grace, **kwargs)
+    if action.name == "addresses":
+        kwargs["initial"].update(
+            {
+                "ip_filter": token.ip_filter_id,
+                "allowed_addresses": "\n".join(token.allowed_addresses),
+            }
+        )
+        return AddressesForm(
+            data, ip_filters=IpFilter.objects.visible_to(request.principal), **kwargs
+        )
     return action.form_class(data, **kwargs)
 
 
@@ -553,6 +578,15 @@ def _run_action(
                 expected_version=version,
             )
             message = f"Permissions of {token.name} saved."
+        elif action.name == "addresses":
+            services.update_token_addresses(
+                actor=principal,
+                token=token,
+                ip_filter=data["ip_filter"],
+                allowed_addresses=data["allowed_addresses"],
+                expected_version=version,
+            )
+            message = f"IP filter and addresses of {token.name} saved."
         elif action.name == "regenerate":
             issued = services.regenerate_token(
                 actor=principal, token=token, expected_version=version, grace=data["grace"]
@@ -628,6 +662,10 @@ def _action_view(action_name: str) -> Any:
         elif request.method == "GET" and form.initial["version"] != token.version:
             form.conflict = True
         context["available"] = action_name in allowed_actions(request.principal, token, policy)
+        if action_name in MANAGE_ACTION_OF:
+            context["refusal"] = rules.manage_refusal(
+                request.principal, token, MANAGE_ACTION_OF[action_name]
+            )
         if action_name == "edit":
             context["changes"] = (
                 _preview_from(form, token)
@@ -652,6 +690,7 @@ def _preview_from(form: Any, token: ApiToken) -> dict[str, list[str]]:
 
 
 token_edit_permissions = _action_view("edit")
+token_addresses = _action_view("addresses")
 token_regenerate = _action_view("regenerate")
 token_revoke = _action_view("revoke")
 token_restore = _action_view("restore")

@@ -223,3 +223,65 @@ def test_a_member_deletes_their_own_personal_token(as_carol, member):
 
 def test_actions_answer_only_get_and_post(as_alice, token):
     assert as_alice.put(url(token, "revoke/")).status_code == 405
+
+
+# IP filter and addresses --------------------------------------------------------------------
+
+
+def test_a_tokens_filter_and_addresses_are_changed_in_a_dialog(as_alice, org_admin, token):
+    from policies.services import create_ip_filter
+
+    office = create_ip_filter(
+        actor=org_admin, organization=org_admin.organization, name="Office", rules_text="allow all"
+    )
+    detail = as_alice.get(url(token)).content.decode()
+    assert "Change addresses" in detail
+    dialog = as_alice.get(url(token, "addresses/") + f"?version={token.version}", **HTMX)
+    assert 'name="allowed_addresses"' in dialog.content.decode()
+    response = as_alice.post(
+        url(token, "addresses/"),
+        {"version": token.version, "ip_filter": office.pk, "allowed_addresses": "10.0.0.0/8\n"},
+        **HTMX,
+    )
+    assert response.status_code == 204
+    token.refresh_from_db()
+    assert token.ip_filter == office and token.allowed_addresses == ["10.0.0.0/8"]
+
+
+def test_a_bad_address_is_shown_beside_the_field_and_nothing_changes(as_alice, token):
+    response = as_alice.post(
+        url(token, "addresses/"),
+        {"version": token.version, "ip_filter": "", "allowed_addresses": "10.0.0.300"},
+        **HTMX,
+    )
+    content = response.content.decode()
+    assert 'id="addresses-error"' in content and 'aria-invalid="true"' in content
+    token.refresh_from_db()
+    assert token.allowed_addresses == []
+
+
+def test_addresses_are_not_offered_where_the_policy_forbids_own_addresses(as_alice, world, token):
+    policy = world.acme.security_policy.organization_tokens
+    policy.custom_ip_allowed = False
+    policy.save()
+    assert "Change addresses" not in as_alice.get(url(token)).content.decode()
+    response = as_alice.post(
+        url(token, "addresses/"),
+        {"version": token.version, "ip_filter": "", "allowed_addresses": "10.0.0.1"},
+        **HTMX,
+    )
+    assert "does not let organization tokens carry their own" in response.content.decode()
+    token.refresh_from_db()
+    assert token.allowed_addresses == []
+
+
+# Who sees what in the navigation -------------------------------------------------------------
+
+
+def test_group_admins_reach_their_groups_audit_log_and_members_do_not(client, world):
+    client.force_login(world.bob)
+    assert "Audit log" in client.get("/o/acme/me/tokens/").content.decode()
+    client.force_login(world.carol)
+    page = client.get("/o/acme/me/tokens/").content.decode()
+    assert "Audit log" not in page and "Organization tokens" not in page
+    assert "Security policy" in page  # members read it

@@ -137,7 +137,7 @@ def test_a_date_expires_at_the_end_of_that_day(as_alice):
         as_alice.post(
             "/o/acme/tokens/new/", custom(expiry="date", expiry_date="2026-12-24"), **HTMX
         )
-    assert ApiToken.objects.get().expires_at == datetime(2026, 12, 24, 23, 59, tzinfo=UTC)
+    assert ApiToken.objects.get().expires_at == datetime(2026, 12, 24, 23, 59, 59, tzinfo=UTC)
 
 
 def test_a_duration_without_a_number_is_an_error_on_the_expiry(as_alice):

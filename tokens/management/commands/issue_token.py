@@ -5,7 +5,7 @@ from django.utils import timezone
 from access.errors import DomainError, describe
 from orgs.models import Organization
 from orgs.principals import Principal
-from tokens.durations import parse_duration
+from tokens.durations import parse_duration, parse_expiry
 from tokens.services import DEFAULT, create_token
 
 
@@ -28,8 +28,14 @@ class Command(BaseCommand):
             metavar="NAME",
             help="A permission such as api.api-tokens.read; repeat for more.",
         )
-        parser.add_argument(
+        expiry = parser.add_mutually_exclusive_group()
+        expiry.add_argument(
             "--expires-in", metavar="DURATION", help="90m, 12h or 30d (default: the policy's)."
+        )
+        expiry.add_argument(
+            "--expires-at",
+            metavar="WHEN",
+            help="A date (the end of that day, 23:59:59 UTC) or an ISO-8601 date-time.",
         )
         parser.add_argument(
             "--allowed-address",
@@ -54,6 +60,11 @@ class Command(BaseCommand):
                 expires_at = timezone.now() + parse_duration(options["expires_in"])
             except ValueError as error:
                 raise CommandError(f"--expires-in: {error}") from None
+        elif options["expires_at"]:
+            try:
+                expires_at = parse_expiry(options["expires_at"])
+            except ValueError as error:
+                raise CommandError(f"--expires-at: {error}") from None
         try:
             issued = create_token(
                 actor=Principal.operator(),
@@ -71,7 +82,7 @@ class Command(BaseCommand):
         except DomainError as error:
             raise CommandError(error.message) from None
         token = issued.token
-        expiry = f"{token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never"
+        expiry = f"{token.expires_at:%Y-%m-%d %H:%M:%S} UTC" if token.expires_at else "never"
         self.stderr.write(
             f"Issued {token.scope} token {token.name!r} ({token.partial_token}) in "
             f"{organization.slug}, role {token.role}, expires {expiry}. "

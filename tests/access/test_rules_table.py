@@ -1,0 +1,445 @@
+"""Who may do what to which token, cell by cell, without HTTP.
+
+Rows are kinds of principal; for each, targets are tokens weaker than, equal to and stronger
+than the principal in its own scope, a token of another group, one of another organization and
+another person's personal token. Each cell runs the real service on a fresh target and names
+what happened:
+
+    O  done          F  Forbidden (403)       N  NotFound (404: outside visibility)
+    V  ValidationError (a grant beyond the actor's own)     -  no such target for this row
+
+Actions, in the order of each cell string: read, revoke, regenerate, restore, rename, change
+permissions, change addresses, delete, create (a token like the target: same scope, group, role
+and permissions; a personal one is the actor's own).
+
+The expectations are written out, not computed: they are the rules of docs/design.md as a
+table. The HTTP matrix (tests/api/test_authorization_matrix.py) checks the same through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from access.errors import Forbidden, NotFound
+from orgs.principals import Principal
+from tests.factories import issue
+from tokens.auth import authenticate
+from tokens.models import ApiToken
+from tokens.services import (
+    create_token,
+    delete_token,
+    regenerate_token,
+    rename_token,
+    restore_token,
+    revoke_token,
+    update_token_addresses,
+    update_token_permissions,
+)
+
+pytestmark = pytest.mark.django_db
+
+ACTIONS = (
+    "read",
+    "revoke",
+    "regenerate",
+    "restore",
+    "rename",
+    "change_permissions",
+    "change_addresses",
+    "delete",
+    "create",
+)
+TARGETS = ("weaker", "equal", "stronger", "other_group", "other_org", "others_personal")
+READ_ONLY = ["api.api-tokens.read"]
+READ_WRITE = ["api.api-tokens.read", "api.api-tokens.write"]
+_names = count(1)
+
+
+def _all(code: str) -> str:
+    return code * len(ACTIONS)
+
+
+NA = _all("-")
+NOT_FOUND = _all("N")
+
+# principal -> target -> outcome of each action, in ACTIONS order.
+TABLE: dict[str, dict[str, str]] = {
+    "org_admin_token": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "OOOOOOOOO",
+        "other_org": NOT_FOUND,
+        "others_personal": "OOFFFFFFF",  # revoked (kill switch), never managed
+    },
+    "org_member_token": {
+        "weaker": "OFFFFFFFF",
+        "equal": "OFFFFFFFF",
+        "stronger": "OFFFFFFFF",
+        "other_group": "OFFFFFFFF",
+        "other_org": NOT_FOUND,
+        "others_personal": "OFFFFFFFF",
+    },
+    "custom_token": {  # api-tokens.read and .write: the attacker of issue 12
+        "weaker": "OOOOOOOFO",
+        "equal": "OOOOOOOFO",
+        "stronger": "OOFFFFFFV",
+        "other_group": "OOFFFFFFV",
+        "other_org": NOT_FOUND,
+        "others_personal": "OOFFFFFFF",
+    },
+    "group_admin_token": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "NNNNNNNNN",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNF",
+    },
+    "group_member_token": {
+        "weaker": "OFFFFFFFF",
+        "equal": "OFFFFFFFF",
+        "stronger": "OFFFFFFFF",
+        "other_group": "NNNNNNNNF",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNF",
+    },
+    "personal_of_admin": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "OOOOOOOOO",
+        "other_org": NOT_FOUND,
+        "others_personal": "OOFFFFFFO",
+    },
+    "personal_of_member": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "NNNNNNNNN",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNO",
+    },
+    "personal_writer_of_member": {  # carol's personal token with read and write only
+        "weaker": "OOOOOOOFO",
+        "equal": "OOOOOOOFO",
+        "stronger": "OOFFFFFFV",
+        "other_group": "NNNNNNNNN",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNV",
+    },
+    "other_org_token": {
+        "weaker": NOT_FOUND,
+        "equal": NOT_FOUND,
+        "stronger": NA,
+        "other_group": NOT_FOUND,
+        "other_org": NOT_FOUND,
+        "others_personal": NOT_FOUND,
+    },
+    "human_admin": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "OOOOOOOOO",
+        "other_org": NOT_FOUND,
+        "others_personal": "OOFFFFFFO",
+    },
+    "human_member": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "NNNNNNNNN",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNO",
+    },
+    "human_group_admin": {
+        "weaker": "OOOOOOOOO",
+        "equal": "OOOOOOOOO",
+        "stronger": NA,
+        "other_group": "NNNNNNNNN",
+        "other_org": NOT_FOUND,
+        "others_personal": "NNNNNNNNO",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A token to make: scope, group (by world attribute), owner (by world attribute), grant."""
+
+    scope: str
+    role: str
+    permissions: tuple[str, ...] = ()
+    group: str | None = None
+    owner: str | None = None
+    organization: str = "acme"
+
+
+ORG_WEAKER = Spec("organization", "custom", tuple(READ_ONLY))
+ORG_ADMIN = Spec("organization", "admin")
+PLATFORM_WEAKER = Spec("group", "custom", tuple(READ_ONLY), group="platform")
+PLATFORM_ADMIN = Spec("group", "admin", group="platform")
+PLATFORM_MEMBER = Spec("group", "member", group="platform")
+DATA_ADMIN = Spec("group", "admin", group="data")
+GLOBEX_ADMIN = Spec("organization", "admin", organization="globex")
+CAROL_WEAKER = Spec("personal", "custom", tuple(READ_ONLY), owner="carol")
+CAROL_ADMIN = Spec("personal", "admin", owner="carol")
+CAROL_WRITER = Spec("personal", "custom", tuple(READ_WRITE), owner="carol")
+BOB_ADMIN = Spec("personal", "admin", owner="bob")
+ALICE_ADMIN = Spec("personal", "admin", owner="alice")
+
+# principal -> (how it is made, its targets). A token principal is a Spec authenticated through
+# the real bearer path; a person is (user attribute,).
+ROWS: dict[str, tuple[Spec | str, dict[str, Spec | None]]] = {
+    "org_admin_token": (
+        ORG_ADMIN,
+        {
+            "weaker": ORG_WEAKER,
+            "equal": ORG_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "org_member_token": (
+        Spec("organization", "member"),
+        {
+            "weaker": ORG_WEAKER,
+            "equal": Spec("organization", "member"),
+            "stronger": ORG_ADMIN,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "custom_token": (
+        Spec("organization", "custom", tuple(READ_WRITE)),
+        {
+            "weaker": ORG_WEAKER,
+            "equal": Spec("organization", "custom", tuple(READ_WRITE)),
+            "stronger": ORG_ADMIN,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "group_admin_token": (
+        PLATFORM_ADMIN,
+        {
+            "weaker": PLATFORM_WEAKER,
+            "equal": PLATFORM_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "group_member_token": (
+        PLATFORM_MEMBER,
+        {
+            "weaker": PLATFORM_WEAKER,
+            "equal": PLATFORM_MEMBER,
+            "stronger": PLATFORM_ADMIN,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "personal_of_admin": (
+        ALICE_ADMIN,
+        {
+            "weaker": ORG_WEAKER,
+            "equal": ORG_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "personal_of_member": (
+        CAROL_ADMIN,
+        {
+            "weaker": CAROL_WEAKER,
+            "equal": CAROL_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": BOB_ADMIN,
+        },
+    ),
+    "personal_writer_of_member": (
+        CAROL_WRITER,
+        {
+            "weaker": CAROL_WEAKER,
+            "equal": CAROL_WRITER,
+            "stronger": CAROL_ADMIN,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": BOB_ADMIN,
+        },
+    ),
+    "other_org_token": (
+        GLOBEX_ADMIN,
+        {
+            "weaker": ORG_WEAKER,
+            "equal": ORG_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": PLATFORM_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "human_admin": (
+        "alice",
+        {
+            "weaker": ORG_WEAKER,
+            "equal": ORG_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+    "human_member": (
+        "carol",
+        {
+            "weaker": CAROL_WEAKER,
+            "equal": CAROL_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": BOB_ADMIN,
+        },
+    ),
+    "human_group_admin": (
+        "bob",
+        {
+            "weaker": PLATFORM_WEAKER,
+            "equal": PLATFORM_ADMIN,
+            "stronger": None,
+            "other_group": DATA_ADMIN,
+            "other_org": GLOBEX_ADMIN,
+            "others_personal": CAROL_ADMIN,
+        },
+    ),
+}
+
+
+def _issuer(world, spec: Spec) -> Principal:
+    organization = getattr(world, spec.organization)
+    if spec.owner is not None:
+        return Principal.for_member(getattr(world, spec.owner), organization)
+    return Principal.operator(organization=organization, label="tests")
+
+
+def make(world, spec: Spec) -> ApiToken:
+    return _made(world, spec).token
+
+
+def _made(world, spec: Spec):
+    return issue(
+        _issuer(world, spec),
+        name=f"target {next(_names)}",
+        scope=spec.scope,
+        group=getattr(world, spec.group) if spec.group else None,
+        role=spec.role,
+        permissions=spec.permissions,
+    )
+
+
+def principal_of(world, made_as: Spec | str) -> Principal:
+    if isinstance(made_as, str):
+        return Principal.for_member(getattr(world, made_as), world.acme)
+    secret = _made(world, made_as).secret
+    return authenticate(f"Bearer {secret}", "203.0.113.5").principal
+
+
+def _operator(world, token: ApiToken) -> Principal:
+    return Principal.operator(organization=token.organization, label="tests")
+
+
+def _create_like(world, actor: Principal, spec: Spec) -> None:
+    create_token(
+        actor=actor,
+        organization=getattr(world, spec.organization),
+        name=f"copy {next(_names)}",
+        scope=spec.scope,
+        group=getattr(world, spec.group) if spec.group else None,
+        role=spec.role,
+        permissions=spec.permissions,
+    )
+
+
+def _read(world, actor: Principal, token: ApiToken) -> None:
+    if not ApiToken.objects.visible_to(actor).filter(pk=token.pk).exists():
+        raise NotFound("Not visible.")
+
+
+RUN: dict[str, Callable] = {
+    "read": _read,
+    "revoke": lambda world, actor, token: revoke_token(actor=actor, token=token, reason="t"),
+    "regenerate": lambda world, actor, token: regenerate_token(actor=actor, token=token),
+    "restore": lambda world, actor, token: restore_token(
+        actor=actor, token=revoke_token(actor=_operator(world, token), token=token)
+    ),
+    "rename": lambda world, actor, token: rename_token(
+        actor=actor, token=token, name=f"renamed {next(_names)}"
+    ),
+    "change_permissions": lambda world, actor, token: update_token_permissions(
+        actor=actor, token=token, role=token.role, permissions=token.permissions
+    ),
+    "change_addresses": lambda world, actor, token: update_token_addresses(
+        actor=actor, token=token, ip_filter=None, allowed_addresses=["10.0.0.0/8"]
+    ),
+    "delete": lambda world, actor, token: delete_token(actor=actor, token=token),
+}
+
+
+def outcome(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except Forbidden:
+        return "F"
+    except NotFound:
+        return "N"
+    except ValidationError:
+        return "V"
+    return "O"
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_each_principal_may_do_exactly_what_the_table_says(world, row):
+    made_as, targets = ROWS[row]
+    actor = principal_of(world, made_as)
+    wrong = {}
+    for target_name in TARGETS:
+        spec = targets[target_name]
+        expected = TABLE[row][target_name]
+        if spec is None:
+            assert expected == NA, f"{row}/{target_name} has no target but expects {expected}"
+            continue
+        got = []
+        for action in ACTIONS:
+            if action == "create":
+                got.append(outcome(lambda spec=spec: _create_like(world, actor, spec)))
+            else:
+                token = make(world, spec)
+                got.append(
+                    outcome(lambda action=action, token=token: RUN[action](world, actor, token))
+                )
+        if "".join(got) != expected:
+            wrong[target_name] = ("".join(got), expected)
+    assert wrong == {}, f"{row}: target -> (got, expected) in order {', '.join(ACTIONS)}"
+
+
+def test_every_row_has_every_target_and_action():
+    assert set(TABLE) == set(ROWS)
+    for row, cells in TABLE.items():
+        assert set(cells) == set(TARGETS), row
+        assert all(len(cell) == len(ACTIONS) for cell in cells.values()), row
