@@ -21,7 +21,7 @@ def organization_with_tokens(slug: str, count: int, *, expired_days_ago: int | N
     from orgs.models import Organization, Role, User
     from orgs.principals import Principal
     from people.services import create_organization, set_member
-    from tokens import secrets as token_format
+    from tokens import token_format
     from tokens.models import ApiToken, TokenSecret
 
     organization = Organization.objects.filter(slug=slug).first()

@@ -18,7 +18,11 @@ from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
 from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
-from config.api_support import BearerTokenAuth, JsonParser, UnreadableBody
+from api.support import BearerTokenAuth, JsonParser, UnreadableBody
+from orgs.api import router as orgs_router
+from people.api import router as people_router
+from policies.api import router as policies_router
+from tokens.api import router as tokens_router
 from tokens.auth import AuthenticationFailed
 
 logger = logging.getLogger("keyward.api")
@@ -187,12 +191,6 @@ class HealthOut(Schema):
 def health(request: HttpRequest) -> dict[str, str]:
     return {"status": "ok"}
 
-
-# Routers import this module's helpers, so they are mounted last.
-from orgs.api import router as orgs_router  # noqa: E402
-from people.api import router as people_router  # noqa: E402
-from policies.api import router as policies_router  # noqa: E402
-from tokens.api import router as tokens_router  # noqa: E402
 
 api.add_router("", orgs_router)
 api.add_router("", people_router)

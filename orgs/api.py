@@ -11,7 +11,7 @@ from ninja import Field, Query, Router
 from pydantic import ConfigDict
 
 from access import rules
-from config.api_support import (
+from api.support import (
     MAX_ID,
     CamelSchema,
     InputSchema,

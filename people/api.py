@@ -13,7 +13,7 @@ from pydantic import ConfigDict
 
 from access.errors import NotFound
 from access.principal import Principal
-from config.api_support import (
+from api.support import (
     MAX_ID,
     MAX_VERSION,
     CamelSchema,

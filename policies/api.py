@@ -15,7 +15,7 @@ from pydantic import ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
 from access.errors import NotFound
-from config.api_support import (
+from api.support import (
     MAX_ID,
     MAX_VERSION,
     CamelSchema,

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from tests.factories import issue
-from tokens import secrets as token_format
+from tokens import token_format
 
 pytestmark = pytest.mark.django_db
 FLOOD = 10_000

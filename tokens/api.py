@@ -15,7 +15,7 @@ from pydantic import ConfigDict
 
 from access import catalog
 from access.errors import NotFound
-from config.api_support import (
+from api.support import (
     MAX_ID,
     MAX_VERSION,
     CamelSchema,

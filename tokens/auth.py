@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from orgs.principals import Principal
 from policies.rules import address_in, parse_network
-from tokens import secrets as token_format
+from tokens import token_format
 from tokens.lookup import SecretRow, find_secret
 from tokens.models import TokenScope, TokenStatus
 from tokens.usage import buffer as usage_buffer

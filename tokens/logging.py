@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from tokens.secrets import BODY_LENGTH, CHECKSUM_LENGTH
+from tokens.token_format import BODY_LENGTH, CHECKSUM_LENGTH
 
 TOKEN_SHAPE = re.compile(rf"kw[ogu]_[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}")
 

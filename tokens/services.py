@@ -24,7 +24,7 @@ from orgs import audit
 from orgs.models import Group, Organization, User, UserKind
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
-from tokens import secrets as token_format
+from tokens import token_format
 from tokens.models import ApiToken, TokenRole, TokenScope, TokenSecret, TokenStatus
 
 MAX_GRACE = timedelta(days=7)

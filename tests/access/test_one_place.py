@@ -26,3 +26,28 @@ def test_no_role_or_permission_check_lives_outside_the_access_layer():
                 if CHECK.search(line):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert found == [], "Ask access.rules instead:\n" + "\n".join(found)
+
+
+def test_the_apps_never_import_the_composition_root():
+    """config/ composes settings, URLs and the API; the apps are composed, never the reverse."""
+    pattern = re.compile(r"^\s*(from config\b|import config\b)")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for app in ("access", "api", "orgs", "people", "policies", "tokens")
+        for path in sorted((ROOT / app).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.match(line)
+    ]
+    assert found == []
+
+
+def test_orgs_does_not_import_tokens_or_people():
+    """orgs/ lies beneath tokens/ and people/: removing a person revokes tokens from above."""
+    pattern = re.compile(r"^\s*(from|import) (tokens|people)\b")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "orgs").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.match(line)
+    ]
+    assert found == []

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from orgs.models import OrganizationMembership
 from tests.factories import PASSWORD, issue
-from tokens import secrets as token_format
+from tokens import token_format
 from tokens.models import ApiToken, TokenSecret, TokenUsage
 from tokens.services import delete_token, regenerate_token, revoke_token
 from tokens.usage import buffer

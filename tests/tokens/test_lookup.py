@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 
 from policies.models import IpFilter
 from tests.factories import issue
-from tokens import secrets as token_format
+from tokens import token_format
 from tokens.lookup import find_secret
 from tokens.models import ApiToken, TokenSecret
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokens import secrets as token_format
+from tokens import token_format
 
 PEPPER = b"p" * 32
 
