@@ -32,6 +32,23 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
 
 
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -134,6 +151,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from its bundled static files, not a CDN
     "orgs",
     "people",
+    "mail",
     "policies",
     "tokens",
 ]
@@ -177,7 +195,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")),
+        conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -277,7 +295,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
     if KEYWARD_TRUSTED_PROXIES:
@@ -290,24 +308,32 @@ EMAIL_BACKEND = os.environ.get(
     else "django.core.mail.backends.smtp.EmailBackend",
 )
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "keyward@localhost")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Seconds a mail server may take before a send fails (and the message waits for a retry).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# After the transaction that queued a message commits: "thread" sends it from a background
+# thread at once, "inline" sends it before the request returns, "off" leaves it to
+# `manage.py send_email`. Whatever fails stays queued for `send_email`.
+KEYWARD_EMAIL_SEND_AFTER_COMMIT = env_choice(
+    "KEYWARD_EMAIL_SEND_AFTER_COMMIT", ("thread", "inline", "off"), "thread"
+)
 
 # Bearer authentication.
 KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
 # Last use and daily counts gathered in Redis, shared by every instance, when it is there.
 KEYWARD_USAGE_REDIS_URL = REDIS_URL
-KEYWARD_AUTH_FAILURE_LIMIT = int(os.environ.get("KEYWARD_AUTH_FAILURE_LIMIT", "100"))
-KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = int(
-    os.environ.get("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", "600")
-)
+KEYWARD_AUTH_FAILURE_LIMIT = env_int("KEYWARD_AUTH_FAILURE_LIMIT", 100)
+KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", 600)
 
 # Console sign-in: failures allowed per account and per address within the window.
-KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = int(
-    os.environ.get("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", "10")
-)
-KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = int(
-    os.environ.get("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", "50")
-)
-KEYWARD_SIGNIN_WINDOW_SECONDS = int(os.environ.get("KEYWARD_SIGNIN_WINDOW_SECONDS", "900"))
+KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = env_int("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", 10)
+KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = env_int("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", 50)
+KEYWARD_SIGNIN_WINDOW_SECONDS = env_int("KEYWARD_SIGNIN_WINDOW_SECONDS", 900)
 
 LOGGING = {
     "version": 1,

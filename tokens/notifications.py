@@ -12,11 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from mail import outbox
 from orgs.models import GroupMembership, Organization, OrganizationMembership, Role
 from tokens.models import ApiToken, ExpiryReminder, TokenScope
 
@@ -169,10 +168,11 @@ def _claim(reminders: list[DueReminder], now: datetime) -> None:
 def send_reminders(
     *, now: datetime | None = None, organization: Organization | None = None, dry_run: bool = False
 ) -> NotifyReport:
-    """Send each organization's digests and remember them, one organization at a time.
+    """Queue each organization's digests with the record that they are due no more, one short
+    transaction per organization, then send what is queued outside any transaction.
 
-    An organization's reminders are recorded only if all its digests were handed to the mail
-    backend; after a failure they are sent again next run (at least once, never lost).
+    A mail server that is down or slow holds no database lock: the digests stay queued, the
+    report lists the failures, and the next run (or ``send_email``) sends them.
     """
     now = now or timezone.now()
     report = NotifyReport(dry_run=dry_run)
@@ -185,8 +185,8 @@ def send_reminders(
         if dry_run:
             report.digests += to_send
             continue
-        # Only what reaches someone counts as sent; an admin who adds an address later still
-        # gets the reminder.
+        # Only what reaches someone counts; an admin who adds an address later still gets the
+        # reminder.
         organization_reminders = {
             (r.token.pk, r.threshold_days): r for digest in to_send for r in digest.reminders
         }
@@ -197,16 +197,17 @@ def send_reminders(
                 # Claimed first: a second run at once fails here instead of mailing twice.
                 _claim(list(organization_reminders.values()), now)
                 for digest in to_send:
-                    EmailMessage(
+                    outbox.queue(
+                        to=digest.recipients,
                         subject=digest.subject,
                         body=digest.body(now),
-                        from_email=settings.DEFAULT_FROM_EMAIL,
-                        to=digest.recipients,
-                    ).send()
+                        purpose="expiry_reminder",
+                        send_after_commit=False,
+                    )
         except IntegrityError:
-            continue  # another run is sending this organization's reminders
-        except Exception as error:  # noqa: BLE001 (any mail backend error: report, go on)
-            report.failures.append(f"{org_digests[0].organization.slug}: {error}")
-            continue
+            continue  # another run is queueing this organization's reminders
         report.digests += to_send
+    if not dry_run:
+        delivery = outbox.deliver_due()
+        report.failures += delivery.failures
     return report

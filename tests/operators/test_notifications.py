@@ -7,6 +7,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from mail.models import OutgoingEmail
 from orgs.models import User
 from tests.factories import issue
 from tokens.models import ExpiryReminder
@@ -150,11 +151,16 @@ def test_a_mail_failure_exits_non_zero_and_is_retried_next_run(
         raise ConnectionRefusedError("SMTP server unreachable")
 
     monkeypatch.setattr("django.core.mail.EmailMessage.send", broken)
-    with pytest.raises(CommandError, match="acme: SMTP server unreachable"):
+    with pytest.raises(CommandError, match="alice@example.com: .*SMTP server unreachable"):
         notify()
-    assert not ExpiryReminder.objects.exists()
+    queued = OutgoingEmail.objects.get()
+    assert queued.status == "pending" and "unreachable" in queued.last_error
     monkeypatch.undo()
+    frozen.shift(timedelta(minutes=2))
     notify()
+    assert len(mail.outbox) == 1
+    assert OutgoingEmail.objects.get().status == "sent"
+    notify()  # sent once, not again
     assert len(mail.outbox) == 1
 
 

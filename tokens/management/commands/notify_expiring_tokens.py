@@ -10,8 +10,9 @@ class Command(BaseCommand):
         "E-mail one digest per organization to its admins (and per group to the group's admins) "
         "listing organization and group tokens that expire within "
         f"{', '.join(str(days) for days in THRESHOLDS)} days. Each reminder is sent once per "
-        "threshold; run it daily from cron. Exit codes: 0 sent (or nothing due), 1 a digest "
-        "could not be sent (it is retried on the next run)."
+        "threshold; run it daily from cron. The digests are queued in the e-mail outbox and sent "
+        "outside any database transaction. Exit codes: 0 sent (or nothing due), 1 a message "
+        "could not be sent (it stays queued: the next run or `send_email` sends it)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         now = timezone.now()
         report = send_reminders(now=now, organization=organization, dry_run=options["dry_run"])
         for digest in report.digests:
-            verb = "Would send" if report.dry_run else "Sent"
+            verb = "Would send" if report.dry_run else "Queued"
             self.stdout.write(f"{verb} {digest.subject!r} to {', '.join(digest.recipients)}")
             if report.dry_run:
                 self.stdout.write(digest.body(now))
@@ -39,4 +40,7 @@ class Command(BaseCommand):
         verb = "would be reminded" if report.dry_run else "reminded"
         self.stdout.write(f"{len(report.digests)} digests, {report.tokens_reminded} tokens {verb}.")
         if report.failures:
-            raise CommandError("Could not send the reminders of " + "; ".join(report.failures))
+            raise CommandError(
+                f"{len(report.failures)} e-mail(s) not sent, kept queued for the next run: "
+                + "; ".join(report.failures[:5])
+            )
