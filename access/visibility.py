@@ -86,3 +86,13 @@ def ip_filters(principal: Principal) -> Q:
     if principal.is_operator or principal.token is not None or principal.is_member:
         return _within(principal, "organization", Q())
     return NOTHING
+
+
+def token_activity(principal: Principal) -> Q:
+    """The events shown beside a token: what the principal may read of the audit log, and
+    always what it did itself (a member sees their own doings, not an admin's name and
+    address)."""
+    own = Q(actor=principal.user) if principal.user is not None else NOTHING
+    if principal.holds("api.audit-events.read"):
+        return audit_events(principal) | own
+    return own

@@ -446,6 +446,14 @@ def update_ip_filter(
                 new_rules,
             )
             changes = audit.diff(before, _filter_snapshot(locked))
+            if "rules_text" in changes:
+                rules.require_not_weaker_than_tokens(
+                    actor,
+                    ApiToken.objects.filter(ip_filter=locked).only(
+                        "pk", "name", "scope", "role", "permissions", "user_id", "organization_id"
+                    ),
+                    "change the rules of this filter",
+                )
             if changes:
                 locked.version += 1
                 locked.modified_at = timezone.now()
@@ -736,6 +744,21 @@ def update_security_policy(
         impact, proposed_by_scope = _impact(organization, policy, cleaned, now, lock=True)
         if expected_impact is not None and impact.fingerprint() != expected_impact:
             raise ImpactChanged(policy.version)
+        # Changing the address rules of tokens is managing them: not of tokens stronger than
+        # the actor. Revoking and shortening only ever restrict, and stay open to the policy's
+        # writers.
+        rules.require_not_weaker_than_tokens(
+            actor,
+            [
+                change.token
+                for change in (
+                    *impact.ip_filter_enforced,
+                    *impact.ip_filter_released,
+                    *impact.custom_ip_removed,
+                )
+            ],
+            "change these tokens' IP filter or addresses",
+        )
         if not impact.setting_changes and not impact.touched_tokens:
             return impact
         for scope in SCOPES:

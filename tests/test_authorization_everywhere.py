@@ -35,6 +35,7 @@ CONSOLE = {
     "tokens:edit-permissions": (302, 200, 404, 200, 404, 404),
     "tokens:permission-preview": (302, 200, 404, 200, 404, 404),
     "tokens:regenerate": (302, 200, 404, 200, 404, 404),
+    "tokens:addresses": (302, 200, 404, 200, 404, 404),
     "tokens:revoke": (302, 200, 404, 200, 404, 404),
     "tokens:restore": (302, 200, 404, 200, 404, 404),
     "tokens:delete": (302, 200, 404, 200, 404, 404),
