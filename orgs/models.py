@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from access import visibility
+from orgs import names
 
 if TYPE_CHECKING:
     from access.principal import Principal
@@ -61,6 +62,24 @@ class User(AbstractUser):
         return self.kind == UserKind.TECHNICAL
 
 
+class KeyedName(models.Model):
+    """A model whose ``name`` is unique in its scope by ``name_key``: case and look-alike
+    characters do not make a second name (``orgs.names``). Kept by ``save``; the unique
+    constraints that use it live in each model's Meta."""
+
+    name_key = models.CharField(max_length=400, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_key = names.name_key(self.name)  # type: ignore[attr-defined]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_key"}
+        super().save(*args, **kwargs)
+
+
 class OrganizationQuerySet(models.QuerySet["Organization"]):
     def for_user(self, user: User) -> OrganizationQuerySet:
         """Organizations the user is a member of."""
@@ -88,7 +107,7 @@ class GroupQuerySet(models.QuerySet["Group"]):
         return self.filter(visibility.groups(principal))
 
 
-class Group(models.Model):
+class Group(KeyedName):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="groups")
     slug = models.SlugField(max_length=50)
     name = models.CharField(max_length=100)
@@ -101,10 +120,14 @@ class Group(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "slug"], name="group_slug_unique"),
+            models.UniqueConstraint(
+                fields=["organization", "name_key"], name="group_name_unique_in_org"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
 
 
 class OrganizationMembershipQuerySet(models.QuerySet["OrganizationMembership"]):

@@ -14,7 +14,7 @@ from django.db import IntegrityError, models, transaction
 
 from access import rules
 from access.errors import Forbidden, NotFound, VersionConflict
-from orgs import audit
+from orgs import audit, names
 from orgs.models import (
     Group,
     GroupMembership,
@@ -37,10 +37,10 @@ Versioned = TypeVar("Versioned", bound=models.Model)
 # Helpers -------------------------------------------------------------------------------------
 
 
-def _validate_slug_and_name(slug: str, name: str) -> dict[str, list[str]]:
+def _validate_slug_and_name(actor: Principal, slug: str, name: str) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     errors.update(_slug_errors(slug))
-    errors.update(_name_errors(name))
+    errors.update(_name_errors(actor, name))
     return errors
 
 
@@ -54,12 +54,16 @@ def _slug_errors(slug: str) -> dict[str, list[str]]:
     return {}
 
 
-def _name_errors(name: str) -> dict[str, list[str]]:
-    if not name.strip():
-        return {"name": ["Give it a name."]}
-    if len(name.strip()) > NAME_MAX_LENGTH:
-        return {"name": [f"A name has at most {NAME_MAX_LENGTH} characters."]}
-    return {}
+def _name_errors(actor: Principal, name: str) -> dict[str, list[str]]:
+    checked = token_services.checked_text(actor, name, label="A name", max_length=NAME_MAX_LENGTH)
+    return {"name": checked.errors} if checked.errors else {}
+
+
+def _group_name_taken(organization_id: int, name: str, exclude: int | None = None) -> bool:
+    taken = Group.objects.filter(organization_id=organization_id, name_key=names.name_key(name))
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    return taken.exists()
 
 
 def _require_visible_group(actor: Principal, group: Group) -> None:
@@ -119,16 +123,17 @@ def create_organization(
 ) -> Organization:
     """Create an organization with its default security policy (operators only)."""
     rules.require_operator(actor)
-    errors = _validate_slug_and_name(slug, name)
+    errors = _validate_slug_and_name(actor, slug, name)
     if not errors and Organization.objects.filter(slug=slug).exists():
         errors["slug"] = [f"The slug {slug!r} is taken."]
     if admin is not None and admin.kind != UserKind.HUMAN:
         errors["admin"] = ["A technical user cannot administer an organization."]
     if errors:
         raise ValidationError(errors)
+    name = names.clean(name, label="A name", max_length=NAME_MAX_LENGTH).value
     try:
         with transaction.atomic():
-            organization = Organization.objects.create(slug=slug, name=name.strip())
+            organization = Organization.objects.create(slug=slug, name=name)
             SecurityPolicy.create_default(organization)
             audit.record(
                 actor=actor,
@@ -156,9 +161,10 @@ def rename_organization(
     """Give the organization a new display name (organization admins)."""
     rules.require_same_organization(actor, organization.pk)
     rules.require_rename_organization(actor)
-    errors = _name_errors(name)
+    errors = _name_errors(actor, name)
     if errors:
         raise ValidationError(errors)
+    name = names.clean(name, label="A name", max_length=NAME_MAX_LENGTH).value
     with transaction.atomic():
         organization = _lock(organization, expected_version)
         if organization.name == name.strip():
@@ -354,9 +360,12 @@ def create_group(*, actor: Principal, organization: Organization, slug: str, nam
     """Create a group in the organization (organization-wide principals only)."""
     rules.require_same_organization(actor, organization.pk)
     rules.require_create_group(actor)
-    errors = _validate_slug_and_name(slug, name)
+    errors = _validate_slug_and_name(actor, slug, name)
     if not errors and organization.groups.filter(slug=slug).exists():
         errors["slug"] = [f"The slug {slug!r} is taken in this organization."]
+    name = names.clean(name, label="A name", max_length=NAME_MAX_LENGTH).value
+    if "name" not in errors and _group_name_taken(organization.pk, name):
+        errors["name"] = [f"A group named {name!r}, or one that looks the same, already exists."]
     if errors:
         raise ValidationError(errors)
     try:
@@ -392,7 +401,12 @@ def update_group(
     rules.require_update_group(actor, group.pk)
     errors: dict[str, list[str]] = {}
     if name is not None:
-        errors.update(_name_errors(name))
+        errors.update(_name_errors(actor, name))
+        name = names.clean(name, label="A name", max_length=NAME_MAX_LENGTH).value
+        if "name" not in errors and _group_name_taken(group.organization_id, name, group.pk):
+            errors["name"] = [
+                f"A group named {name!r}, or one that looks the same, already exists."
+            ]
     if slug is not None:
         errors.update(_slug_errors(slug))
         if (

@@ -7,11 +7,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from django.db import models
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from access import visibility
-from orgs.models import Organization, User
+from orgs.models import KeyedName, Organization, User
 from policies import rules as ip_rules
 from tokens.durations import format_duration
 
@@ -29,7 +28,7 @@ class IpFilterQuerySet(models.QuerySet["IpFilter"]):
         return self.filter(visibility.ip_filters(principal))
 
 
-class IpFilter(models.Model):
+class IpFilter(KeyedName):
     """A named list of ``allow|deny`` rules; first match wins, no match is denied."""
 
     organization = models.ForeignKey(
@@ -54,12 +53,13 @@ class IpFilter(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                "organization", Lower("name"), name="ip_filter_name_unique_in_org"
+                fields=["organization", "name_key"], name="ip_filter_name_unique_in_org"
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
 
     @cached_property
     def rules(self) -> list[ip_rules.Rule]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from access import rules
 from access.errors import NotFound, VersionConflict
 from access.principal import Principal
-from orgs import audit
+from orgs import audit, names
 from orgs.models import Organization
 from policies import rules as ip_rules
 from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
@@ -332,6 +332,7 @@ def _rule_message(rule_error: ip_rules.RuleError) -> str:
 
 
 def _clean_filter_fields(
+    actor: Principal,
     organization: Organization,
     *,
     name: str,
@@ -341,23 +342,30 @@ def _clean_filter_fields(
 ) -> tuple[str, str, str]:
     """Validate a filter's fields; raise ValidationError naming every bad one (and rule line)."""
     errors: dict[str, list[Any]] = {}
-    name = (name or "").strip()
-    description = (description or "").strip()
+    checked_name = token_services.checked_text(
+        actor, name, label="A name", max_length=NAME_MAX_LENGTH
+    )
+    checked_description = token_services.checked_text(
+        actor,
+        description,
+        label="A description",
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+    )
+    name, description = checked_name.value, checked_description.value
     rules_text = (rules_text or "").replace("\r\n", "\n").replace("\r", "\n").strip("\n")
-    if not name:
-        errors["name"] = ["Give the IP filter a name."]
-    elif len(name) > NAME_MAX_LENGTH:
-        errors["name"] = [f"A name has at most {NAME_MAX_LENGTH} characters ({len(name)} given)."]
-    elif any(ord(character) < 32 for character in name):
-        errors["name"] = ["A name cannot contain control characters."]
+    if checked_name.errors:
+        errors["name"] = checked_name.errors
     else:
-        taken = IpFilter.objects.filter(organization=organization, name__iexact=name)
+        taken = IpFilter.objects.filter(organization=organization, name_key=names.name_key(name))
         if exclude is not None:
             taken = taken.exclude(pk=exclude)
         if taken.exists():
-            errors["name"] = [f"An IP filter named {name!r} already exists."]
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        errors["description"] = [f"A description has at most {DESCRIPTION_MAX_LENGTH} characters."]
+            errors["name"] = [
+                f"An IP filter named {name!r}, or one that looks the same, already exists."
+            ]
+    if checked_description.errors:
+        errors["description"] = checked_description.errors
     if len(rules_text) > RULES_MAX_LENGTH:
         errors["rules_text"] = [f"Rules are at most {RULES_MAX_LENGTH} characters."]
     else:
@@ -400,6 +408,7 @@ def create_ip_filter(
     rules.require_same_organization(actor, organization.pk)
     rules.require_write_ip_filters(actor)
     name, description, rules_text = _clean_filter_fields(
+        actor,
         organization, name=name, description=description, rules_text=rules_text
     )
     now = timezone.now()
@@ -452,6 +461,7 @@ def update_ip_filter(
         with transaction.atomic():
             locked = _lock_filter(ip_filter, expected_version)
             new_name, new_description, new_rules = _clean_filter_fields(
+                actor,
                 locked.organization,
                 name=locked.name if name is None else name,
                 description=locked.description if description is None else description,

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from access import catalog, visibility
-from orgs.models import Group, Organization, User
+from orgs.models import Group, KeyedName, Organization, User
 from policies.models import IpFilter
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now - LISTED_AFTER_EXPIRY))
 
 
-class ApiToken(models.Model):
+class ApiToken(KeyedName):
     """An API token. Its secret is never here: only digests, in TokenSecret."""
 
     organization = models.ForeignKey(
@@ -114,21 +113,17 @@ class ApiToken(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                "organization",
-                Lower("name"),
+                fields=["organization", "name_key"],
                 condition=Q(scope="organization"),
                 name="token_name_unique_in_org",
             ),
             models.UniqueConstraint(
-                "group",
-                Lower("name"),
+                fields=["group", "name_key"],
                 condition=Q(scope="group"),
                 name="token_name_unique_in_group",
             ),
             models.UniqueConstraint(
-                "organization",
-                "user",
-                Lower("name"),
+                fields=["organization", "user", "name_key"],
                 condition=Q(scope="personal"),
                 name="token_name_unique_per_owner",
             ),
@@ -153,6 +148,7 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.partial_token})"
+
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())

@@ -20,8 +20,9 @@ from django.utils.text import slugify
 from access import catalog, rules
 from access.errors import NotFound, PolicyViolation, VersionConflict
 from access.principal import Principal
-from orgs import audit
+from orgs import audit, names
 from orgs.models import Group, Organization, User, UserKind
+from orgs.principals import Principal as LoadedPrincipal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
 from tokens import token_format
@@ -142,15 +143,66 @@ def _require_manage(actor: Principal, token: ApiToken, action: str) -> None:
     rules.require_manage_token(actor, token, action)
 
 
-def _validate_name(name: str) -> tuple[str, list[str]]:
-    cleaned = (name or "").strip()
-    if not cleaned:
-        return cleaned, ["Give the token a name."]
-    if len(cleaned) > NAME_MAX_LENGTH:
-        return cleaned, [f"A name has at most {NAME_MAX_LENGTH} characters ({len(cleaned)} given)."]
-    if any(ord(character) < 32 for character in cleaned):
-        return cleaned, ["A name cannot contain control characters."]
-    return cleaned, []
+def checked_text(
+    actor: Principal,
+    value: str | None,
+    *,
+    label: str,
+    max_length: int,
+    required: bool = True,
+    multiline: bool = False,
+) -> names.Cleaned:
+    """Apply the one rule for names and free text (``orgs.names``) to what a person typed; a
+    live token among it is treated as leaked at once, since they have just shown it to a form
+    (the form's answer is still the error that says so)."""
+    cleaned = names.clean(
+        value, label=label, max_length=max_length, required=required, multiline=multiline
+    )
+    if cleaned.pasted_tokens:
+        treat_pasted_as_leaked(actor=actor, secrets=cleaned.pasted_tokens)
+    return cleaned
+
+
+def treat_pasted_as_leaked(
+    *, actor: Principal, secrets: Iterable[str], now: datetime | None = None
+) -> int:
+    """Revoke the tokens whose current secret is among ``secrets`` and end the grace of any old
+    secret among them, each in its own transaction, audited as done by leak detection. Returns
+    how many secrets were live. Nothing about which ones matched goes back to the caller."""
+    now = now or timezone.now()
+    matched = 0
+    for raw in secrets:
+        try:
+            token_format.parse(raw)
+        except token_format.MalformedToken:
+            continue
+        digests = [token_format.digest(raw, pepper) for _, pepper in settings.KEYWARD_TOKEN_PEPPERS]
+        with transaction.atomic():
+            secret = (
+                TokenSecret.objects.select_for_update(of=("self",))
+                .select_related("token")
+                .filter(digest__in=digests)
+                .first()
+            )
+            if secret is None or not secret.is_valid(now):
+                continue
+            matched += 1
+            token = _lock(secret.token, None)
+            detector = LoadedPrincipal.operator(
+                organization=token.organization, label="leak detection", address=actor.address
+            )
+            if secret.ends_at is not None:
+                secret.ends_at = now
+                secret.save(update_fields=["ends_at"])
+                _record(detector, "token.leaked", token, {"old_secret_ended": {"after": True}})
+            elif token.status == TokenStatus.ACTIVE:
+                _revoke(detector, token, f"Leaked: pasted into a form by {actor.name}", now)
+    return matched
+
+
+def _validate_name(actor: Principal, name: str) -> tuple[str, list[str]]:
+    cleaned = checked_text(actor, name, label="A name", max_length=NAME_MAX_LENGTH)
+    return cleaned.value, cleaned.errors
 
 
 def _name_taken(
@@ -162,7 +214,9 @@ def _name_taken(
     owner: User | None,
     exclude: int | None = None,
 ) -> bool:
-    queryset = ApiToken.objects.filter(organization=organization, scope=scope, name__iexact=name)
+    queryset = ApiToken.objects.filter(
+        organization=organization, scope=scope, name_key=names.name_key(name)
+    )
     if scope == TokenScope.GROUP:
         queryset = queryset.filter(group=group)
     elif scope == TokenScope.PERSONAL:
@@ -290,7 +344,7 @@ def create_token(
         )
 
     errors: dict[str, list[str]] = {}
-    name, name_errors = _validate_name(name)
+    name, name_errors = _validate_name(actor, name)
     if name_errors:
         errors["name"] = name_errors
     if role not in TokenRole.values:
@@ -466,10 +520,18 @@ def revoke_token(
     """Disable the token until it is restored. A kill switch: the write permission in scope is
     enough, however strong the token."""
     now = now or timezone.now()
-    reason = (reason or "").strip()
-    if len(reason) > REASON_MAX_LENGTH:
-        raise ValidationError({"reason": [f"A reason has at most {REASON_MAX_LENGTH} characters."]})
     _require_visible(actor, token)
+    checked = checked_text(
+        actor,
+        reason,
+        label="A reason",
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        multiline=True,
+    )
+    if checked.errors:
+        raise ValidationError({"reason": checked.errors})
+    reason = checked.value
     rules.require_revoke_token(actor, token)
     with transaction.atomic():
         token = _lock(token, expected_version)
@@ -563,7 +625,7 @@ def rename_token(
 ) -> ApiToken:
     """Give the token (and its technical user) a new name."""
     now = now or timezone.now()
-    name, errors = _validate_name(name)
+    name, errors = _validate_name(actor, name)
     if errors:
         raise ValidationError({"name": errors})
     try:

@@ -180,7 +180,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     # Groups: the target is group platform, or a fresh group to delete.
     ("GET", "/groups"): Row(lambda c: Call("/groups"), (200, 200, 200, 200, 200, 200, 200)),
     ("POST", "/groups"): Row(
-        lambda c: Call("/groups", {"slug": f"g{next(_names)}", "name": "New group"}),
+        lambda c: Call(
+            "/groups", {"slug": f"g{next(_names)}", "name": f"New group {next(_names)}"}
+        ),
         (201, 403, 403, 403, 201, 403, 201),
     ),
     ("GET", "/groups/{id}"): Row(
