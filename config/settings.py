@@ -169,6 +169,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "orgs.middleware.HtmxLoginRedirectMiddleware",
+    "orgs.middleware.HtmxMessagesMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
 ]
 

@@ -13,12 +13,57 @@
     dialogs.forEach((dialog) => {
       if (dialog.open || dialog.dataset.wired) return;
       dialog.dataset.wired = "1";
+      // Outside a modal dialog the page leaves the accessibility tree, #messages included:
+      // the dialog gets a live region of its own, beside the content its forms swap.
+      if (!dialog.querySelector("[data-live-region]")) {
+        const region = document.createElement("p");
+        region.className = "visually-hidden";
+        region.setAttribute("role", "status");
+        region.setAttribute("aria-live", "polite");
+        region.dataset.liveRegion = "";
+        (dialog.querySelector("article") || dialog).append(region);
+      }
       dialog.addEventListener("close", () => {
         dialog.querySelectorAll("input.secret").forEach((input) => { input.value = ""; });
+        const newRow = dialog.querySelector("[data-new-row]");
         dialog.remove();
+        focusAfterDialog(newRow && document.getElementById(newRow.dataset.newRow));
       });
       dialog.showModal();
+      // Without an [autofocus] field Chromium focuses the scrolling <article> itself.
+      if (!dialog.contains(document.activeElement) || !document.activeElement.matches(CONTROLS)) {
+        const control = firstControl(dialog);
+        if (control) control.focus();
+      }
     });
+  }
+
+  const CONTROLS = "input:not([type=hidden]):not(:disabled), select:not(:disabled), " +
+    "textarea:not(:disabled), button:not(:disabled), a[href], summary";
+
+  // The first visible control; of a radio group, the choice that is checked.
+  function firstControl(container) {
+    for (const control of container.querySelectorAll(CONTROLS)) {
+      if (!control.getClientRects().length) continue;
+      if (control.type === "radio") {
+        const group = container.querySelectorAll(`input[type=radio][name="${CSS.escape(control.name)}"]`);
+        return [...group].find((radio) => radio.checked) || control;
+      }
+      return control;
+    }
+    return null;
+  }
+
+  // The browser gives focus back to what opened the dialog; a token just created takes it
+  // instead (its row), and if the opener is gone (the page was refreshed behind the dialog),
+  // the page's heading does.
+  function focusAfterDialog(newRow) {
+    if (newRow) {
+      focusOn(newRow.querySelector("a") || newRow);
+    } else if (focusIsLost()) {
+      const content = document.getElementById("content");
+      focusOn(content.querySelector("h1") || content);
+    }
   }
 
   function closeDialogs() {
@@ -68,11 +113,12 @@
       copied = document.execCommand && document.execCommand("copy");
     }
     button.textContent = copied ? "Copied" : "Copy";
-    if (status) {
-      status.textContent = copied
-        ? "Copied to the clipboard."
-        : "Your browser did not allow copying: the token is selected, press Ctrl+C (⌘C).";
-    }
+    const result = copied
+      ? "Copied to the clipboard."
+      : "Your browser did not allow copying: the token is selected, press Ctrl+C (⌘C).";
+    // The reveal's status line is a live region itself (the dialog's, see liveRegion).
+    if (status) status.textContent = result;
+    else announce(result);
   });
 
   /* Permission groups: "All" checkbox per resource ------------------------------------- */
@@ -124,6 +170,66 @@
     });
   }
 
+  /* Status messages and announcements: one polite live region ----------------------------- */
+
+  // #messages (base.html) is the page's region; while a modal dialog is open, the dialog's
+  // first [data-live-region] (the reveal's copy status comes before the one openDialogs adds).
+  function liveRegion() {
+    const dialog = document.querySelector("dialog[open]");
+    return dialog ? dialog.querySelector("[data-live-region]") : document.getElementById("messages");
+  }
+
+  // Read out text that is already visible elsewhere (a test result, a count): in the page's
+  // region it goes into a visually hidden line, so the banners shown there stay.
+  function announce(text) {
+    const region = liveRegion();
+    if (!region || !text) return;
+    if (region.id !== "messages") {
+      region.textContent = text;
+      return;
+    }
+    let echo = region.querySelector(":scope > .live-echo");
+    if (!echo) {
+      echo = document.createElement("span");
+      echo.className = "visually-hidden live-echo";
+      region.append(echo);
+    }
+    echo.textContent = text;
+  }
+
+  // Django messages that an HTMX response carried (orgs.middleware.HtmxMessagesMiddleware).
+  function showMessages(messages) {
+    const region = document.getElementById("messages");
+    if (!region) return;
+    region.replaceChildren(...messages.map((message) => {
+      const banner = document.createElement("p");
+      banner.className = `banner banner-${message.level}`;
+      banner.textContent = message.text;
+      return banner;
+    }));
+  }
+
+  function focusIsLost() {
+    const active = document.activeElement;
+    return !active || active === document.body || !active.isConnected;
+  }
+
+  function focusOn(element) {
+    if (!element.matches("a[href], button, input, select, textarea, summary, [tabindex]")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+
+  // The outcome of a dialog's action: the dialog is gone and the page behind it is being
+  // refreshed, so focus goes to the message, which no refresh replaces.
+  document.addEventListener("messages", (event) => {
+    showMessages(event.detail.messages || []);
+    const fromDialog = event.target.closest && event.target.closest("dialog");
+    const first = document.querySelector("#messages > .banner");
+    if (fromDialog && first) focusOn(first);
+  });
+
   /* Problems: an HTMX request that failed gets a message, not silence -------------------- */
 
   function showProblem(text) {
@@ -165,18 +271,31 @@
   document.addEventListener("htmx:load", (event) => init(event.detail.elt));
   document.body.addEventListener("close-dialog", closeDialogs);
 
-  // After an error re-renders a dialog's form, put focus on the first field with a problem.
+  // After a swap: an error re-rendered in a dialog's form puts focus on the first field with a
+  // problem; focus that the swap took away (it was in the replaced fragment) goes to the new
+  // fragment's heading, or the fragment; and a [data-announce] part of what a person's own
+  // input brought (a test result, a count) is read out.
   document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail.elt;
+    if (!target.isConnected) return;
     const dialog = target.closest && target.closest("dialog[open]");
     if (dialog) {
       const focus = dialog.querySelector("[aria-invalid=true], [role=alert] a, [autofocus]");
       if (focus) focus.focus();
-    } else if (target.id === "token-detail" && document.activeElement === document.body) {
-      const heading = document.getElementById("token-title");
-      if (heading) heading.focus();
+    } else if (focusIsLost()) {
+      focusOn(target.querySelector("h1, h2") || target);
+    }
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (source && source.closest && source.closest("form")) {
+      const parts = target.matches("[data-announce]") ? [target] : [];
+      parts.push(...target.querySelectorAll("[data-announce]"));
+      announce(parts.map((part) => part.textContent.replace(/\s+/g, " ").trim()).join(" "));
     }
   });
 
   init(document);
+
+  // A full page that brings a message (saved, deleted) starts on it.
+  const pageMessage = document.querySelector("#messages > .banner");
+  if (pageMessage && focusIsLost()) focusOn(pageMessage);
 })();

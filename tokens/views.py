@@ -493,7 +493,6 @@ def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
     if _is_partial(request):
         template += "#token-detail"
     context = _detail_context(request, token)
-    context["is_partial"] = _is_partial(request)
     return _vary_on_htmx(render(request, template, context))
 
 

@@ -55,15 +55,40 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
+def new_page(browser, base_url: str, color_scheme: str = "light"):
+    """A page in a fresh context; ``color_scheme="dark"`` emulates a dark-themed system."""
     context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}, timezone_id="UTC"
+        base_url=base_url,
+        viewport={"width": 1280, "height": 900},
+        timezone_id="UTC",
+        color_scheme=color_scheme,
     )
     context.set_default_timeout(10_000)
-    page = context.new_page()
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    page = new_page(browser, live_server.url)
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture
+def log_in(live_server):
+    """Sign a person in without the form (a session cookie): ``log_in(page, world.alice)``."""
+    from django.conf import settings
+    from django.test import Client
+
+    def log_in_as(page, user) -> None:
+        client = Client()
+        client.force_login(user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+        )
+
+    return log_in_as
 
 
 @pytest.fixture
