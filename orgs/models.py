@@ -62,18 +62,32 @@ class User(AbstractUser):
         return self.kind == UserKind.TECHNICAL
 
 
+class NameKeyField(models.CharField):
+    """The look-alike key of the row's ``name`` (``orgs.names.name_key``), computed whenever the
+    row is written, by ``save`` and ``bulk_create`` alike."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 400)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = names.name_key(model_instance.name)  # type: ignore[attr-defined]
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class KeyedName(models.Model):
     """A model whose ``name`` is unique in its scope by ``name_key``: case and look-alike
-    characters do not make a second name (``orgs.names``). Kept by ``save``; the unique
-    constraints that use it live in each model's Meta."""
+    characters do not make a second name (``orgs.names``); the unique constraints that use it
+    live in each model's Meta."""
 
-    name_key = models.CharField(max_length=400, editable=False)
+    name_key = NameKeyField()
 
     class Meta:
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.name_key = names.name_key(self.name)  # type: ignore[attr-defined]
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "name_key"}

@@ -1,5 +1,7 @@
 from django.db import migrations, models
 
+import orgs.models
+
 from orgs.name_rule import migrate
 
 
@@ -14,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="ipfilter",
             name="name_key",
-            field=models.CharField(default="", editable=False, max_length=400),
+            field=orgs.models.NameKeyField(default="", editable=False, max_length=400),
             preserve_default=False,
         ),
         migrations.RunPython(migrate("policies.IpFilter"), migrations.RunPython.noop),

@@ -1,4 +1,6 @@
 from django.db import migrations, models
+
+import orgs.models
 from django.db.models import Q
 
 from orgs.name_rule import migrate
@@ -18,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="apitoken",
             name="name_key",
-            field=models.CharField(default="", editable=False, max_length=400),
+            field=orgs.models.NameKeyField(default="", editable=False, max_length=400),
             preserve_default=False,
         ),
         migrations.RunPython(migrate("tokens.ApiToken"), migrations.RunPython.noop),
