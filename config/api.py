@@ -192,7 +192,9 @@ def health(request: HttpRequest) -> dict[str, str]:
 from orgs.api import router as orgs_router  # noqa: E402
 from policies.api import router as policies_router  # noqa: E402
 from tokens.api import router as tokens_router  # noqa: E402
+from webhooks.api import router as webhooks_router  # noqa: E402
 
 api.add_router("", orgs_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)
+api.add_router("", webhooks_router)

@@ -58,15 +58,23 @@ CATALOG: tuple[Permission, ...] = (
     Permission("api.security-policies.write", "Change the security policy.", _O),
     Permission("api.audit-events.read", "Read the audit log.", _G),
     Permission("api.usage.read", "Read token usage figures.", _G),
+    Permission("api.webhooks.read", "List webhook endpoints and their deliveries.", _O),
+    Permission(
+        "api.webhooks.write",
+        "Create and edit webhook endpoints, rotate their secrets, send test events, redeliver.",
+        _O,
+    ),
+    Permission("api.webhooks.delete", "Delete webhook endpoints.", _O),
 )
 
 BY_NAME: dict[str, Permission] = {permission.name: permission for permission in CATALOG}
 ALL: frozenset[str] = frozenset(BY_NAME)
 
 # What an organization member holds in the console (their own personal tokens only, by
-# visibility): reading, and managing their own tokens.
+# visibility): reading, and managing their own tokens. Webhook deliveries carry audit events,
+# so they are read by those who read the audit log's organization-wide events, not members.
 MEMBER_RIGHTS: frozenset[str] = frozenset(
-    {p.name for p in CATALOG if p.is_read and p.resource not in ("audit-events",)}
+    {p.name for p in CATALOG if p.is_read and p.resource not in ("audit-events", "webhooks")}
     | {"api.api-tokens.write", "api.api-tokens.delete"}
 )
 
