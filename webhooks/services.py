@@ -315,8 +315,8 @@ def rotate_secret(
             "webhook.secret_rotated",
             locked,
             audit.diff(
-                {"secret": old_partial},
-                {"secret": locked.secret_partial, "old_secret_valid_until": now + overlap},
+                {"secret_hint": old_partial},
+                {"secret_hint": locked.secret_partial, "old_secret_valid_until": now + overlap},
             ),
         )
     return IssuedEndpoint(locked, secret)

@@ -394,3 +394,19 @@ def test_no_log_line_holds_the_signing_secret(hook, receiver, org_admin, caplog)
     body = hook.secret.removeprefix("whsec_")
     for record in caplog.records:
         assert body not in record.getMessage()
+
+
+def test_no_log_line_holds_an_endpoint_path_which_may_be_the_receivers_own_secret(
+    receiver, org_admin, world, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    services.create_endpoint(
+        actor=org_admin,
+        organization=world.acme,
+        url=receiver.url("/services/T0/B0/SecretPathPart"),
+        events=["token.*"],
+    )
+    receiver.answer(Answer(500))
+    issue(org_admin)
+    worker.deliver_due()
+    assert receiver.received and "SecretPathPart" not in caplog.text
