@@ -79,7 +79,6 @@ class Cell:
             rules_text="allow 10.0.0.0/8\ndeny all",
         )
 
-
     def webhook(self) -> WebhookEndpoint:
         return create_endpoint(
             actor=self.operator(),
