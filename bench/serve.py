@@ -62,7 +62,7 @@ def wait_until_up(port: int, seconds: float = 90) -> None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, OSError):  # refused, reset, or still booting (timeout)
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn on port {port} did not answer within {seconds} s")
 

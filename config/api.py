@@ -27,8 +27,9 @@ api = NinjaAPI(
     title="Keyward API",
     version="1",
     description=(
-        "Manage API tokens, groups, members, IP filters, the security policy and the audit log "
-        "of a Keyward organization. Authenticate with `Authorization: Bearer <token>`."
+        "Manage API tokens, groups, members, IP filters, the security policy, the audit log "
+        "and the webhook endpoints of a Keyward organization. Authenticate with "
+        "`Authorization: Bearer <token>`."
     ),
     auth=BearerTokenAuth(),
     urls_namespace="api",

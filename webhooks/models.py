@@ -88,7 +88,7 @@ class WebhookDelivery(models.Model):
 
     ``body`` is exactly what is signed and sent, fixed when the change happened. While a worker
     holds it (``delivering``), ``next_attempt_at`` is the end of its lease: a worker that dies
-    leaves it due again then, so nothing is lost.
+    leaves it to be released and sent again then, so nothing is lost.
     """
 
     endpoint = models.ForeignKey(
@@ -119,13 +119,11 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "webhook deliveries"
         indexes = [
-            # Only open deliveries are indexed, so the worker's claim stays cheap however many
-            # finished ones pile up.
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=Q(status__in=["pending", "delivering"]),
-                name="webhook_delivery_due",
-            ),
+            # The claim: the oldest due pending delivery is the first entry of its status's
+            # range, however many deliveries are queued or finished around it. (A partial
+            # index would be smaller, but neither SQLite nor a prepared PostgreSQL plan can
+            # use one when the status comes as a bound parameter.)
+            models.Index(fields=["status", "next_attempt_at", "id"], name="webhook_delivery_due"),
             models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint"),
         ]
         constraints = [

@@ -253,8 +253,9 @@ def update_endpoint(
         locked = _lock(endpoint, expected_version)
         before = _snapshot(locked)
         url_changed = url is not None and url != locked.url
-        if url is not None:
+        if url_changed:
             locked.url = url
+            locked.failing_since = None  # a new receiver: the old one's failures are not its
         if patterns is not None:
             locked.events = patterns
         if description is not None:

@@ -2,9 +2,10 @@
 
 Claiming is a short transaction that takes the oldest due row with ``SELECT ... FOR UPDATE SKIP
 LOCKED`` on PostgreSQL (so workers never take the same one) and leases it: while a worker holds
-it, ``next_attempt_at`` is the lease's end, so the delivery of a worker that dies is due again
-then. A result is recorded only by the worker whose lease it is. SQLite has no row locks; its
-writing transactions take the database lock up front, so one worker is the documented setup.
+it, ``next_attempt_at`` is the lease's end, and the delivery of a worker that dies is released
+then and sent again. A result is recorded only by the worker whose lease it is. SQLite has no
+row locks; its writing transactions take the database lock up front, so one worker is the
+documented setup.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from django.utils import timezone
 
 from webhooks import addresses, notices, services, signing, transport
 from webhooks.models import (
-    OPEN_STATUSES,
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
@@ -65,13 +65,21 @@ class Claim:
     lease: str
 
 
+def release_expired_leases(now: datetime | None = None) -> int:
+    """Make deliveries whose worker died (its lease ran out) pending again, due at once."""
+    now = now or timezone.now()
+    return WebhookDelivery.objects.filter(
+        status=DeliveryStatus.DELIVERING, next_attempt_at__lte=now
+    ).update(status=DeliveryStatus.PENDING, lease="")
+
+
 def claim_next(now: datetime | None = None) -> Claim | None:
-    """Take the oldest due delivery for this worker, or None when nothing is due."""
+    """Take the oldest due pending delivery for this worker, or None when nothing is due."""
     now = now or timezone.now()
     lease = secrets.token_hex(16)
     with transaction.atomic():
         due = WebhookDelivery.objects.filter(
-            status__in=OPEN_STATUSES, next_attempt_at__lte=now
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=now
         ).order_by("next_attempt_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
@@ -196,6 +204,7 @@ def record(claim: Claim, outcome: transport.Outcome, now: datetime, *, retry: bo
 def deliver_due(*, stop: threading.Event | None = None, limit: int | None = None) -> int:
     """Deliver what is due now, one at a time, until nothing is (or ``stop`` is set); the
     number of attempts made."""
+    release_expired_leases()
     made = 0
     while not (stop is not None and stop.is_set()) and (limit is None or made < limit):
         claim = claim_next()
