@@ -135,6 +135,8 @@ def parse_url(url: str, *, https_only: bool, allowed_hosts: Iterable[str]) -> De
         port = parts.port
     except ValueError:
         raise DestinationRefused("This is not a valid URL.") from None
+    if port == 0:
+        raise DestinationRefused("Port 0 cannot be connected to.")
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise DestinationRefused("Use an https:// URL.")

@@ -44,7 +44,6 @@ CATALOG: dict[str, str] = {
     "webhook.secret_rotated": "A webhook endpoint's signing secret was rotated.",
     "webhook.deactivated": "A webhook endpoint was turned off after failing for 24 hours.",
     "webhook.deleted": "A webhook endpoint was deleted.",
-    "webhook.tested": "Someone sent a test event to a webhook endpoint.",
     "webhook.redelivered": "Someone asked for a delivery to be sent again.",
 }
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(name.split(".")[0] for name in CATALOG))

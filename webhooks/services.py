@@ -363,7 +363,8 @@ def send_test_event(
     *, actor: Principal, endpoint: WebhookEndpoint, now: datetime | None = None
 ) -> WebhookDelivery:
     """Queue a ``webhook.test`` event for this endpoint alone (whatever its events), for the
-    worker to send. Needs ``api.webhooks.write``."""
+    worker to send; the delivery names who asked (it changes nothing, so it is not an audit
+    event). Needs ``api.webhooks.write``."""
     _require_visible(actor, endpoint)
     _require(actor, "write")
     now = now or timezone.now()
@@ -383,9 +384,6 @@ def send_test_event(
             next_attempt_at=now,
             created_at=now,
             requested_by_name=actor.name[:150],
-        )
-        _record(
-            actor, "webhook.tested", locked, audit.diff({}, {"message_id": delivery.message_id})
         )
     return delivery
 

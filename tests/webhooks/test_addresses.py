@@ -136,6 +136,7 @@ def test_allowed_hosts_match_the_host_not_a_prefix_or_suffix():
         ("https://user:pass@hooks.example.com/", "no user name or password"),
         ("https://hooks.example.com/#frag", "#fragment"),
         ("https://hooks.example.com:99999/", "not a valid URL"),
+        ("https://hooks.example.com:0/", "Port 0"),
         ("https://hooks.example.com/ path", "spaces"),
         ("https://hooks.example.com/\x00", "control"),
         ("https://" + "a" * 2000 + ".com/", "at most 2000"),
