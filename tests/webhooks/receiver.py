@@ -41,6 +41,7 @@ class Receiver:
     script: deque = field(default_factory=deque)
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    got_one: threading.Event = field(default_factory=threading.Event)  # set at each request
 
     def start(self) -> Receiver:
         receiver = self
@@ -52,6 +53,7 @@ class Receiver:
                 receiver.received.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
+                receiver.got_one.set()
                 answer = receiver.script.popleft() if receiver.script else receiver.default
                 if answer.delay:
                     receiver.release.wait(answer.delay)

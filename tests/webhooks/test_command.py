@@ -31,12 +31,14 @@ def test_a_signal_finishes_the_delivery_in_hand_then_stops(hook, receiver, org_a
     receiver.answer(Answer(200, delay=0.4))
     issue(org_admin)
     handler_before = signal.getsignal(signum)
-    # The signal arrives while the first delivery is being sent.
-    timer = threading.Timer(0.2, os.kill, (os.getpid(), signum))
-    timer.start()
+    # The signal arrives while the first delivery is being received.
+    watcher = threading.Thread(
+        target=lambda: receiver.got_one.wait(10) and os.kill(os.getpid(), signum)
+    )
+    watcher.start()
     output = StringIO()
     call_command("deliver_webhooks", "--poll", "0.05", stdout=output)  # returns: exit 0
-    timer.join()
+    watcher.join()
     assert "Stopped after 1 delivery attempts" in output.getvalue()
     first = WebhookDelivery.objects.order_by("created_at", "pk").first()
     assert first.status == DeliveryStatus.SUCCEEDED

@@ -153,8 +153,8 @@ def test_a_slow_receiver_times_out_without_holding_the_worker_past_the_timeout(
     delivery = only_event(hook, "token.created").get()
     assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code is None
     assert "No answer within 0.5 seconds" in delivery.last_error
-    assert 0.45 <= delivery.last_duration_ms / 1000 < 1.0
-    assert took < 1.5
+    assert 0.45 <= delivery.last_duration_ms / 1000 < 1.5  # the receiver would take 5 s
+    assert took < 2.5
 
 
 def test_an_endpoint_whose_name_now_resolves_to_a_private_address_gets_nothing(
@@ -377,9 +377,11 @@ def test_the_worker_runs_until_told_to_stop_and_finishes_the_delivery_in_hand(
 ):
     receiver.answer(Answer(delay=0.3))
     stop = threading.Event()
-    timer = threading.Timer(0.1, stop.set)
-    timer.start()
+    # Told to stop while the first delivery is being received.
+    watcher = threading.Thread(target=lambda: receiver.got_one.wait(10) and stop.set())
+    watcher.start()
     made = worker.run(stop=stop, poll_seconds=0.05)
+    watcher.join()
     assert made == 1  # stopped while sending the first: it was finished, the rest waits
     first = deliveries(hook).order_by("created_at", "pk").first()
     assert first.status == DeliveryStatus.SUCCEEDED
