@@ -14,20 +14,12 @@ from django.http import HttpRequest
 from orgs.errors import DomainError
 from orgs.principals import Principal
 from policies.addresses import client_address
+from policies.admin import ReadOnlyAdmin as PolicyReadOnlyAdmin
 from webhooks import services
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
+class ReadOnlyAdmin(PolicyReadOnlyAdmin):
     def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
         if "secret" in lookup:
             return False
