@@ -63,6 +63,13 @@ CATALOG: tuple[Permission, ...] = (
     Permission("api.security-policies.write", "Change the security policy.", _O),
     Permission("api.audit-events.read", "Read the audit log.", _G),
     Permission("api.usage.read", "Read token usage figures.", _G),
+    Permission("api.webhooks.read", "List webhook endpoints and their deliveries.", _O),
+    Permission(
+        "api.webhooks.write",
+        "Create and edit webhook endpoints, rotate their secrets, send test events, redeliver.",
+        _O,
+    ),
+    Permission("api.webhooks.delete", "Delete webhook endpoints.", _O),
 )
 
 BY_NAME: dict[str, Permission] = {permission.name: permission for permission in CATALOG}

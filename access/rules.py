@@ -412,5 +412,20 @@ def require_read_audit(principal: Principal) -> None:
         raise Forbidden("Only organization and group admins read the audit log.")
 
 
+def may_read_webhooks(principal: Principal) -> bool:
+    """Webhook endpoints and their deliveries (which carry audit events): organization-wide."""
+    return principal.holds("api.webhooks.read") and principal.organization_wide
+
+
+def may_manage_webhooks(principal: Principal, action: str = "write") -> bool:
+    """Read (``read``), change (``write``) or delete (``delete``) the organization's webhook
+    endpoints."""
+    return principal.holds(f"api.webhooks.{action}") and principal.organization_wide
+
+
+def require_manage_webhooks(principal: Principal, action: str = "write") -> None:
+    _organization_wide(principal, f"api.webhooks.{action}", "manage webhooks")
+
+
 def may_read_usage(principal: Principal) -> bool:
     return principal.holds("api.usage.read")

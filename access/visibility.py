@@ -96,3 +96,11 @@ def token_activity(principal: Principal) -> Q:
     if principal.holds("api.audit-events.read"):
         return audit_events(principal) | own
     return own
+
+
+def webhook_endpoints(principal: Principal) -> Q:
+    """An organization's webhook endpoints; their deliveries carry its audit events, so only
+    organization-wide principals see them (their permissions say whether they may read)."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return NOTHING

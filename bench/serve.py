@@ -29,6 +29,9 @@ def production_environment(database_url: str, **extra: str) -> dict[str, str]:
             "KEYWARD_TOKEN_PEPPERS": os.environ.get(
                 "KEYWARD_TOKEN_PEPPERS", f"bench:{secrets.token_urlsafe(32)}"
             ),
+            "KEYWARD_WEBHOOK_SECRET_KEYS": os.environ.get(
+                "KEYWARD_WEBHOOK_SECRET_KEYS", secrets.token_urlsafe(32)
+            ),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DATABASE_URL": database_url,

@@ -25,6 +25,7 @@ from people.api import router as people_router
 from policies.api import router as policies_router
 from tokens.api import router as tokens_router
 from tokens.auth import AuthenticationFailed
+from webhooks.api import router as webhooks_router
 
 logger = logging.getLogger("keyward.api")
 
@@ -32,8 +33,9 @@ api = NinjaAPI(
     title="Keyward API",
     version="1",
     description=(
-        "Manage API tokens, groups, members, IP filters, the security policy and the audit log "
-        "of a Keyward organization. Authenticate with `Authorization: Bearer <token>`."
+        "Manage API tokens, groups, members, IP filters, the security policy, the audit log "
+        "and the webhook endpoints of a Keyward organization. Authenticate with "
+        "`Authorization: Bearer <token>`."
     ),
     auth=BearerTokenAuth(),
     urls_namespace="api",
@@ -198,3 +200,4 @@ api.add_router("", orgs_router)
 api.add_router("", people_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)
+api.add_router("", webhooks_router)

@@ -80,6 +80,44 @@ def local_development_secrets() -> dict[str, str]:
     raise ImproperlyConfigured(f"{path} is not valid JSON; delete it to regenerate.")
 
 
+def local_development_secret(name: str) -> str:
+    """Return a development secret kept in its own file under .local/, created on first use.
+
+    For secrets added after ``.local/secrets.json`` existed: a separate file created with
+    O_EXCL, so two processes starting at once agree on one value.
+    """
+    path = LOCAL_DIR / name
+    if not path.exists():
+        LOCAL_DIR.mkdir(exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+    for _attempt in range(50):
+        value = path.read_text().strip()
+        if value:
+            return value
+        import time
+
+        time.sleep(0.02)  # another process is still writing it
+    raise ImproperlyConfigured(f"{path} is empty; delete it to regenerate.")
+
+
+def parse_secret_keys(name: str, raw: str) -> list[str]:
+    """Parse comma-separated keys, oldest first; each must be at least 32 random characters."""
+    keys = [item.strip() for item in raw.split(",") if item.strip()]
+    for key in keys:
+        if len(key) < 32 or key.lower() in KNOWN_DEFAULT_SECRETS:
+            raise ImproperlyConfigured(
+                f"{name} holds a key shorter than 32 characters: use random values "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
+    return keys
+
+
 def parse_peppers(raw: str) -> list[tuple[str, bytes]]:
     """Parse ``id:secret,id:secret`` into (id, key) pairs, oldest first, newest last."""
     peppers: list[tuple[str, bytes]] = []
@@ -124,6 +162,21 @@ else:
             "one id:secret pair to digest API tokens."
         )
 
+# Webhook signing secrets are stored encrypted with these keys (oldest first, the last encrypts
+# new ones); unlike token secrets they must be recoverable, to sign each delivery.
+if DEBUG:
+    _webhook_keys_raw = os.environ.get(
+        "KEYWARD_WEBHOOK_SECRET_KEYS"
+    ) or local_development_secret("webhook_secret_key")
+else:
+    _webhook_keys_raw = os.environ.get("KEYWARD_WEBHOOK_SECRET_KEYS", "")
+    if not _webhook_keys_raw.strip():
+        raise ImproperlyConfigured(
+            "KEYWARD_WEBHOOK_SECRET_KEYS is missing: production (DJANGO_DEBUG=false) needs at "
+            "least one random key of 32 characters or more to encrypt webhook signing secrets."
+        )
+KEYWARD_WEBHOOK_SECRET_KEYS = parse_secret_keys("KEYWARD_WEBHOOK_SECRET_KEYS", _webhook_keys_raw)
+
 KEYWARD_TOKEN_PEPPERS = parse_peppers(_peppers_raw)
 if not KEYWARD_TOKEN_PEPPERS:
     raise ImproperlyConfigured("KEYWARD_TOKEN_PEPPERS holds no id:secret pair.")
@@ -154,6 +207,7 @@ INSTALLED_APPS = [
     "mail",
     "policies",
     "tokens",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -339,15 +393,25 @@ KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = env_int("KEYWARD_SIGNIN_FAILURES_PER_ACCOU
 KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = env_int("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", 50)
 KEYWARD_SIGNIN_WINDOW_SECONDS = env_int("KEYWARD_SIGNIN_WINDOW_SECONDS", 900)
 
+# Webhooks: where deliveries may go and how long one may take.
+# Hosts (names or addresses) exempt from the address checks and, in production, from https:
+# for receivers on your own network. Everything else must resolve to public addresses only.
+KEYWARD_WEBHOOK_ALLOWED_HOSTS = env_list("KEYWARD_WEBHOOK_ALLOWED_HOSTS")
+KEYWARD_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("KEYWARD_WEBHOOK_TIMEOUT_SECONDS", "5"))
+KEYWARD_WEBHOOK_HTTPS_ONLY = not DEBUG
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_tokens": {"()": "tokens.logging.MaskTokensFilter"}},
+    "filters": {
+        "mask_tokens": {"()": "tokens.logging.MaskTokensFilter"},
+        "mask_webhook_secrets": {"()": "webhooks.signing.MaskWebhookSecretsFilter"},
+    },
     "formatters": {"plain": {"format": "{asctime} {levelname} {name} {message}", "style": "{"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["mask_tokens"],
+            "filters": ["mask_tokens", "mask_webhook_secrets"],
             "formatter": "plain",
         }
     },
@@ -355,5 +419,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # httpx logs every webhook URL at INFO; a URL's path can be the receiver's secret.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -10,5 +10,6 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("tokens.urls")),
     path("o/<slug:org_slug>/", include("policies.urls")),
     path("o/<slug:org_slug>/audit/", include("orgs.audit_urls")),
+    path("o/<slug:org_slug>/webhooks/", include("webhooks.urls")),
     path("", include("orgs.urls")),
 ]

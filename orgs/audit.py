@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
 from orgs.models import AuditEvent, Organization
 from orgs.principals import Principal
@@ -49,22 +49,31 @@ def record(
     group_id: int | None = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event naming the actor (and the token it acted through)."""
+    """Append one event naming the actor (and the token it acted through), and queue it for
+    the organization's webhook endpoints in the same transaction (the outbox)."""
     token = actor.token
-    return AuditEvent.objects.create(
-        organization=organization,
-        organization_name=organization.name if organization else "",
-        group_id=group_id,
-        actor=actor.user,
-        actor_name=actor.name[:150],
-        actor_kind=actor.kind,
-        via_token_id=token.pk if token is not None else None,
-        via_token_name=token.name if token is not None else "",
-        via_token_partial=token.partial_token if token is not None else "",
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        object_repr=object_repr[:200],
-        address=actor.address,
-        changes=changes or {},
-    )
+    # The event and its deliveries commit together even for a caller without a transaction;
+    # inside a service's transaction this adds no savepoint and no query.
+    with transaction.atomic(savepoint=False):
+        event = AuditEvent.objects.create(
+            organization=organization,
+            organization_name=organization.name if organization else "",
+            group_id=group_id,
+            actor=actor.user,
+            actor_name=actor.name[:150],
+            actor_kind=actor.kind,
+            via_token_id=token.pk if token is not None else None,
+            via_token_name=token.name if token is not None else "",
+            via_token_partial=token.partial_token if token is not None else "",
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            object_repr=object_repr[:200],
+            address=actor.address,
+            changes=changes or {},
+        )
+        if organization is not None:
+            from webhooks.outbox import enqueue_event  # webhooks builds on orgs, not the reverse
+
+            enqueue_event(event, organization)
+    return event

@@ -50,6 +50,7 @@ def console_permissions(request: HttpRequest) -> dict[str, Any]:
             "read_policy": rules.may_read_policy(principal),
             "change_policy": rules.may_change_policy(principal),
             "read_audit": rules.may_read_audit(principal),
+            "read_webhooks": rules.may_read_webhooks(principal),
             "reach_organization": rules.reaches_organization(principal),
         }
     }

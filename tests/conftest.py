@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.factories import World, build_world
+from tests.webhooks.receiver import FakeDns
 from tokens.usage import buffer
 
 
@@ -19,6 +20,14 @@ def _isolated(settings):
     yield
     buffer.clear()
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch) -> FakeDns:
+    """Webhook host names resolve from a table, never from the network (see FakeDns)."""
+    table = FakeDns()
+    monkeypatch.setattr("webhooks.addresses.resolve_host", table.resolve)
+    return table
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from policies.services import create_ip_filter
 from tests.api.test_authorization_matrix import MATRIX, Cell, registered_operations
 from tests.factories import OPERATOR, add_member, issue, make_user
 from tokens.services import revoke_token
+from webhooks.services import create_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,16 @@ CONSOLE = {
     "policies:policy-preview": (405, 405, 405, 405, 405, 405),
     "audit:log": (302, 200, 403, 200, 200, 404),
     "audit:export": (302, 200, 403, 200, 200, 404),
+    # Webhooks carry the organization's audit events: its admins only.
+    "webhooks:list": (302, 200, 403, 403, 403, 404),
+    "webhooks:create": (302, 200, 403, 403, 403, 404),
+    "webhooks:detail": (302, 200, 403, 403, 403, 404),
+    "webhooks:edit": (302, 200, 403, 403, 403, 404),
+    "webhooks:delete": (302, 200, 403, 403, 403, 404),
+    "webhooks:rotate": (302, 200, 403, 403, 403, 404),
+    "webhooks:test": (405, 405, 405, 405, 405, 405),  # POST only
+    "webhooks:delivery-detail": (302, 200, 403, 403, 403, 404),
+    "webhooks:redeliver": (405, 405, 405, 405, 405, 405),
 }
 
 
@@ -102,11 +113,16 @@ def test_each_person_gets_the_status_in_the_table(name, world, people, org_admin
     ip_filter = create_ip_filter(
         actor=org_admin, organization=world.acme, name="Office", rules_text="allow all"
     )
+    endpoint = create_endpoint(
+        actor=org_admin, organization=world.acme, url="https://siem.example.com/", events=["*"]
+    ).endpoint
     kwargs = {
         "org_slug": "acme",
         "token_id": token.pk,
         "group_slug": "platform",
         "filter_id": ip_filter.pk,
+        "endpoint_id": endpoint.pk,
+        "delivery_id": endpoint.deliveries.first().pk,
     }
     pattern_kwargs = _kwargs_for(name)
     url = reverse(name, kwargs={key: kwargs[key] for key in pattern_kwargs})

@@ -12,6 +12,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "k" * 20 + "Zq8x!v2@Lm#9pW4rT6yB1nC3dF5gH7jK0sA",
     "KEYWARD_TOKEN_PEPPERS": "p1:" + "s" * 16 + "0a9B8c7D6e5F4g3H2i1J",
     "DJANGO_ALLOWED_HOSTS": "keyward.example.com",
+    "KEYWARD_WEBHOOK_SECRET_KEYS": "w" * 12 + "Hq3Lz8Rk1Vb6Nm0Tp5Xc7Yd2",
     "PATH": "/usr/bin:/bin",
 }
 
@@ -28,7 +29,13 @@ def manage(*args, env):
 
 
 @pytest.mark.parametrize(
-    "missing", ["DJANGO_SECRET_KEY", "KEYWARD_TOKEN_PEPPERS", "DJANGO_ALLOWED_HOSTS"]
+    "missing",
+    [
+        "DJANGO_SECRET_KEY",
+        "KEYWARD_TOKEN_PEPPERS",
+        "DJANGO_ALLOWED_HOSTS",
+        "KEYWARD_WEBHOOK_SECRET_KEYS",
+    ],
 )
 def test_production_refuses_to_start_without_a_secret_and_names_the_variable(missing):
     env = {key: value for key, value in PRODUCTION.items() if key != missing}
@@ -40,6 +47,18 @@ def test_production_refuses_to_start_without_a_secret_and_names_the_variable(mis
 def test_production_refuses_a_short_pepper():
     result = manage("check", env={**PRODUCTION, "KEYWARD_TOKEN_PEPPERS": "p1:short"})
     assert result.returncode != 0 and "too short" in result.stderr
+
+
+def test_production_refuses_a_short_webhook_secret_key():
+    result = manage("check", env={**PRODUCTION, "KEYWARD_WEBHOOK_SECRET_KEYS": "short"})
+    assert result.returncode != 0 and "KEYWARD_WEBHOOK_SECRET_KEYS" in result.stderr
+
+
+def test_production_sends_webhooks_over_https_only():
+    script = "from django.conf import settings as s; print(s.KEYWARD_WEBHOOK_HTTPS_ONLY)"
+    result = manage("shell", "-c", script, env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_the_deployment_checklist_passes_with_production_settings():

@@ -22,6 +22,8 @@ from policies.services import create_ip_filter
 from tests.factories import OPERATOR, add_member, issue, make_group, make_user
 from tokens.models import ApiToken
 from tokens.services import revoke_token
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from webhooks.services import create_endpoint, send_test_event
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +78,19 @@ class Cell:
             name=f"filter {next(_names)}",
             rules_text="allow 10.0.0.0/8\ndeny all",
         )
+
+    def webhook(self) -> WebhookEndpoint:
+        return create_endpoint(
+            actor=self.operator(),
+            organization=self.world.acme,
+            url=f"https://hooks{next(_names)}.example.com/in",
+            events=["token.*"],
+        ).endpoint
+
+    def finished_delivery(self) -> WebhookDelivery:
+        delivery = send_test_event(actor=self.operator(), endpoint=self.webhook())
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED)
+        return delivery
 
 
 @dataclass
@@ -257,6 +272,45 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/security-policy/preview"): Row(
         lambda c: Call("/security-policy/preview", {"personal": {"maxLifetime": "7d"}}),
         (200, 403, 403, 403, 200, 403, 200),
+    ),
+    # Webhooks: organization-wide only, never a member's; the target is a fresh endpoint of acme.
+    ("GET", "/webhooks"): Row(lambda c: Call("/webhooks"), (200, 403, 403, 403, 200, 403, 200)),
+    ("POST", "/webhooks"): Row(
+        lambda c: Call("/webhooks", {"url": "https://siem.example.com/in", "events": ["*"]}),
+        (201, 403, 403, 403, 201, 403, 201),
+    ),
+    ("GET", "/webhooks/{id}"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}"), (200, 403, 403, 403, 200, 403, 404)
+    ),
+    ("PATCH", "/webhooks/{id}"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}", {"version": 1, "description": "SIEM"}),
+        (200, 403, 403, 403, 200, 403, 404),
+    ),
+    ("DELETE", "/webhooks/{id}"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}"), (204, 403, 403, 403, 204, 403, 404)
+    ),
+    ("POST", "/webhooks/{id}/rotate-secret"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}/rotate-secret", {}),
+        (200, 403, 403, 403, 200, 403, 404),
+    ),
+    ("POST", "/webhooks/{id}/test"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}/test"), (202, 403, 403, 403, 202, 403, 404)
+    ),
+    ("GET", "/webhooks/{id}/deliveries"): Row(
+        lambda c: Call(f"/webhooks/{c.webhook().pk}/deliveries"),
+        (200, 403, 403, 403, 200, 403, 404),
+    ),
+    ("GET", "/webhooks/{id}/deliveries/{delivery_id}"): Row(
+        lambda c: (lambda d: Call(f"/webhooks/{d.endpoint_id}/deliveries/{d.pk}"))(
+            c.finished_delivery()
+        ),
+        (200, 403, 403, 403, 200, 403, 404),
+    ),
+    ("POST", "/webhooks/{id}/deliveries/{delivery_id}/redeliver"): Row(
+        lambda c: (lambda d: Call(f"/webhooks/{d.endpoint_id}/deliveries/{d.pk}/redeliver"))(
+            c.finished_delivery()
+        ),
+        (202, 403, 403, 403, 202, 403, 404),
     ),
 }
 

@@ -435,7 +435,7 @@ def test_usage_over_more_than_366_days_is_refused(admin_api, callers):
 def test_the_permission_catalog_lists_every_permission(callers):
     body = callers.api("personal_member").get("/permissions").json()
     names = [item["name"] for item in body["items"]]
-    assert "api.api-tokens.read" in names and body["count"] == len(names) == 18
+    assert "api.api-tokens.read" in names and body["count"] == len(names) == 21
     first = body["items"][0]
     assert set(first) == {"name", "resource", "action", "description", "scopes"}
 
