@@ -8,6 +8,7 @@ token pepper once and keeps them in ``.local/secrets.json`` (git-ignored). Produ
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -149,6 +150,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from its bundled static files, not a CDN
+    "axes",  # sign-in lockouts (orgs/lockout.py)
     "orgs",
     "people",
     "mail",
@@ -170,6 +172,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "orgs.middleware.HtmxLoginRedirectMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -226,7 +229,7 @@ DATABASES["default"]["TEST"] = (
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "orgs.User"
-AUTHENTICATION_BACKENDS = ["orgs.backends.HumanUserBackend"]
+AUTHENTICATION_BACKENDS = ["orgs.lockout.LockoutBackend", "orgs.backends.HumanUserBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -330,10 +333,23 @@ KEYWARD_USAGE_REDIS_URL = REDIS_URL
 KEYWARD_AUTH_FAILURE_LIMIT = env_int("KEYWARD_AUTH_FAILURE_LIMIT", 100)
 KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", 600)
 
-# Console sign-in: failures allowed per account and per address within the window.
-KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = env_int("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", 10)
-KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = env_int("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", 50)
-KEYWARD_SIGNIN_WINDOW_SECONDS = env_int("KEYWARD_SIGNIN_WINDOW_SECONDS", 900)
+# Console and admin sign-in lockouts (django-axes, orgs/lockout.py): failures of one account
+# from one address lock that pair; failures from one address over any accounts lock the
+# address. Both last the cool-off after the last failure. Counted in the database, so they hold
+# with Redis down and across instances.
+AXES_HANDLER = "orgs.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_FAILURE_LIMIT", 10)
+KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT", 50)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("KEYWARD_SIGNIN_COOLOFF_SECONDS", 900))
+AXES_CLIENT_IP_CALLABLE = "policies.addresses.client_address"
+AXES_USERNAME_CALLABLE = "orgs.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "orgs.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# A lock ends when it said it would: failures while locked are refused, not counted.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept: no table that only grows
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,
@@ -351,5 +367,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # One warning per failed sign-in and each lockout; not its housekeeping.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET
 
-from orgs.models import OrganizationMembership
+from orgs import lockout
+from orgs.models import OrganizationMembership, User
 
 
 @login_required
@@ -31,9 +35,29 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+def password_change_form(user: User) -> PasswordChangeForm:
+    return PasswordChangeForm(user)
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; a wrong old password counts as a failed sign-in, so guessing
+    it here meets the same lockout as guessing at the sign-in page."""
+
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("home")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        credentials = lockout.credentials_of(request)
+        if lockout.is_locked(request, credentials):
+            return lockout.lockout_response(request, None, credentials)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
+        if form.has_error("old_password", "password_incorrect"):
+            credentials = lockout.credentials_of(self.request)
+            if lockout.record_password_failure(self.request, credentials):
+                return lockout.lockout_response(self.request, None, credentials)
+        return super().form_invalid(form)
 
     def form_valid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
         response = super().form_valid(form)
