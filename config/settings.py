@@ -141,7 +141,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "orgs.admin_app.KeywardAdminConfig",  # django.contrib.admin, every change audited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -8,13 +8,16 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET
 
-from orgs import lockout
+from orgs import audit, lockout
 from orgs.models import OrganizationMembership, User
+from orgs.principals import Principal
+from policies.addresses import client_address
 
 
 @login_required
@@ -45,6 +48,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("home")
+    # Django admin's own-password page uses this view too; there the actor is an operator.
+    audit_as_operator = False
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         credentials = lockout.credentials_of(request)
@@ -60,6 +65,24 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return super().form_invalid(form)
 
     def form_valid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
-        response = super().form_valid(form)
-        messages.success(self.request, "Your password is changed.")
+        request = self.request
+        address = client_address(request)
+        actor = (
+            Principal.operator(user=request.user, address=address)
+            if self.audit_as_operator
+            else Principal(user=request.user, organization=None, address=address)
+        )
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit.record(
+                actor=actor,
+                action="user.password_changed",
+                organization=None,
+                object_type="user",
+                object_id=request.user.pk,
+                object_repr=request.user.get_username(),
+                changes={"password": {"before": "set", "after": "changed"}},
+            )
+        if not self.audit_as_operator:
+            messages.success(request, "Your password is changed.")
         return response
