@@ -326,6 +326,11 @@ KEYWARD_EMAIL_SEND_AFTER_COMMIT = env_choice(
     "KEYWARD_EMAIL_SEND_AFTER_COMMIT", ("thread", "inline", "off"), "thread"
 )
 
+# People. Where the console is, for links in e-mail; whether organization admins may create
+# brand-new people in their organization (otherwise they invite existing ones, or addresses).
+KEYWARD_CONSOLE_URL = os.environ.get("KEYWARD_CONSOLE_URL", "http://127.0.0.1:8000")
+KEYWARD_ALLOW_ORG_USER_CREATION = env_bool("KEYWARD_ALLOW_ORG_USER_CREATION", False)
+
 # Bearer authentication.
 KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
 # Last use and daily counts gathered in Redis, shared by every instance, when it is there.
