@@ -21,6 +21,7 @@ from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from api.support import BearerTokenAuth, JsonParser, UnreadableBody
 from orgs.api import router as orgs_router
 from people.api import router as people_router
+from people.invitations_api import router as invitations_router
 from policies.api import router as policies_router
 from tokens.api import router as tokens_router
 from tokens.auth import AuthenticationFailed
@@ -194,5 +195,6 @@ def health(request: HttpRequest) -> dict[str, str]:
 
 api.add_router("", orgs_router)
 api.add_router("", people_router)
+api.add_router("", invitations_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)
