@@ -51,5 +51,6 @@ def console_permissions(request: HttpRequest) -> dict[str, Any]:
             "change_policy": rules.may_change_policy(principal),
             "read_audit": rules.may_read_audit(principal),
             "reach_organization": rules.reaches_organization(principal),
+            "read_invitations": rules.may_read_invitations(principal),
         }
     }

@@ -1,4 +1,5 @@
-"""Pages outside any organization: the organization chooser and the password change."""
+"""Pages outside any organization: sign-in and the password change (the landing page, which
+also shows pending invitations, is ``people.views.home``)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,15 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.views.decorators.http import require_GET
 
 from orgs import audit, lockout
-from orgs.models import OrganizationMembership, User
+from orgs.models import User
 from orgs.principals import Principal
 from policies.addresses import client_address
-
-
-@login_required
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """Go straight into the only organization, or let the person choose one."""
-    memberships = list(
-        OrganizationMembership.objects.filter(user=request.user)
-        .select_related("organization")
-        .order_by("organization__name")
-    )
-    if len(memberships) == 1:
-        return redirect("tokens:organization-home", org_slug=memberships[0].organization.slug)
-    return render(request, "orgs/home.html", {"memberships": memberships})
 
 
 class SignInView(auth_views.LoginView):

@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from orgs.models import Role
-from people.services import set_group_member
+from people.services import invite, set_group_member
 from policies.services import create_ip_filter
 from tests.api.test_authorization_matrix import MATRIX, Cell, registered_operations
 from tests.factories import OPERATOR, add_member, issue, make_user
@@ -33,6 +33,7 @@ CONSOLE = {
     "tokens:create": (302, 200, 403, 403, 403, 404),
     "tokens:detail": (302, 200, 404, 200, 404, 404),
     "tokens:edit-permissions": (302, 200, 404, 200, 404, 404),
+    "tokens:addresses": (302, 200, 404, 200, 404, 404),
     "tokens:permission-preview": (302, 200, 404, 200, 404, 404),
     "tokens:regenerate": (302, 200, 404, 200, 404, 404),
     "tokens:revoke": (302, 200, 404, 200, 404, 404),
@@ -54,6 +55,14 @@ CONSOLE = {
     "policies:policy-preview": (405, 405, 405, 405, 405, 405),
     "audit:log": (302, 200, 403, 200, 200, 404),
     "audit:export": (302, 200, 403, 200, 200, 404),
+    # Invitations: the person's own, and the organization's People page.
+    "my-invitations": (302, 200, 200, 200, 200, 200),
+    "invitation-accept": (302, 405, 405, 405, 405, 405),  # POST only
+    "invitation-decline": (302, 405, 405, 405, 405, 405),
+    "members:people": (302, 200, 403, 403, 403, 404),
+    "members:invite": (302, 405, 405, 405, 405, 404),
+    "members:withdraw": (302, 405, 405, 405, 405, 404),
+    "members:create-person": (302, 405, 405, 405, 405, 404),
 }
 
 
@@ -101,7 +110,9 @@ def test_each_person_gets_the_status_in_the_table(name, world, people, org_admin
     ip_filter = create_ip_filter(
         actor=org_admin, organization=world.acme, name="Office", rules_text="allow all"
     )
+    invitation = invite(actor=org_admin, organization=world.acme, email="someone@example.com")
     kwargs = {
+        "invitation_id": invitation.pk,
         "org_slug": "acme",
         "token_id": token.pk,
         "group_slug": "platform",
