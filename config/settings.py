@@ -106,6 +106,8 @@ def parse_peppers(raw: str) -> list[tuple[str, bytes]]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# Production as the environment says (test runners turn DEBUG off; this stays what it was).
+KEYWARD_PRODUCTION = not DEBUG
 
 if DEBUG:
     _local = local_development_secrets()
