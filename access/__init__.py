@@ -21,13 +21,17 @@ The rules (decided):
   and the target's effective permissions a subset of the actor's. A group actor acts only inside
   its group. A personal token is managed by its owner only.
 - Revoking needs the write permission in scope only: anyone who may write may stop a token within
-  reach, however strong (a kill switch; reversible by a strong enough actor; the reason is
-  recorded). An organization-wide principal may also revoke members' personal tokens.
+  reach, however strong (a kill switch; reversible by a strong enough actor; the reason and the
+  revoker are recorded). An organization-wide principal may also revoke members' personal
+  tokens; a personal token revoked by anyone but its owner is not the owner's to restore.
+- Changing what restricts many tokens at once (a filter's rules, the addresses a policy gives or
+  takes) is managing each of them.
 - Nobody grants a permission they do not hold: a new token's effective permissions, a token's
-  new role or permissions, and a person's new role must all be within the actor's own.
+  new role or permissions, and a person's new role must all be within the actor's own; nobody
+  reshapes or removes a person who holds more than they do.
 - Removing a person from an organization revokes their personal tokens there (reason "owner
-  removed"); removing a group's admin from the group does the same, since those tokens held the
-  group's rights. Adding them back restores nothing.
+  removed"); so does any change that shrinks a person's rights (demotion, leaving a group they
+  administered, its deletion). Getting the rights back restores nothing.
 - Role ``member`` reads tokens, their usage, groups, IP filters, the policy and the permission
   catalog of its scope and manages its owner's personal tokens; it does not read members, the
   organization's settings or the audit log.

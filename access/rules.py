@@ -46,6 +46,12 @@ def effective_permissions(principal: Principal) -> frozenset[str]:
     return principal.permissions
 
 
+def person_rights(principal: Principal) -> frozenset[str]:
+    """Everything the person behind the principal holds now (their role and group-admin
+    roles), whatever token they act through."""
+    return principal.human_rights
+
+
 def reaches_organization(principal: Principal) -> bool:
     """Whether the principal reaches the whole organization (rather than some groups or only
     its owner's tokens)."""
@@ -135,9 +141,10 @@ def reaches_token(principal: Principal, token: ApiToken) -> bool:
 
 def token_permissions(principal: Principal, token: ApiToken) -> frozenset[str]:
     """The target's effective permissions as the rules compare them: a personal token's grant is
-    capped by its owner's rights, which are the acting owner's own."""
+    capped by its owner's rights, which are the acting owner's own; for anyone else its whole
+    grant counts (the owner's rights are not theirs to know, and may grow back)."""
     granted = token.granted_permissions()
-    if token.scope == catalog.PERSONAL and not principal.is_operator:
+    if acts_as_owner(principal, token):
         return granted & principal.human_rights
     return granted
 
@@ -157,6 +164,17 @@ def manage_refusal(principal: Principal, token: ApiToken, action: str) -> str | 
         if token.scope == catalog.PERSONAL:
             return "A personal token is managed by its owner only."
         return "This token is outside what you manage."
+    if (
+        action == "restore"
+        and token.scope == catalog.PERSONAL
+        and not principal.is_operator
+        and token.revoked_at is not None
+        and token.revoked_by_id != token.user_id
+    ):
+        return (
+            "Someone else revoked this token (the reason is on it); it is not yours to restore: "
+            "create a new one."
+        )
     stronger = sorted(token_permissions(principal, token) - principal.permissions)
     if stronger:
         return (
@@ -177,6 +195,24 @@ def require_manage_token(principal: Principal, token: ApiToken, action: str) -> 
     if refusal is not None:
         permission = _manage_permission(action)
         raise Forbidden(refusal, permission=permission if not principal.holds(permission) else None)
+
+
+def require_not_weaker_than_tokens(
+    principal: Principal, tokens: Iterable[ApiToken], what: str
+) -> None:
+    """Changing what restricts many tokens at once (the rules of a filter they use, the address
+    rules a policy gives them) is managing each of them: refuse if any holds more than the
+    principal."""
+    stronger = [
+        token for token in tokens if token_permissions(principal, token) - principal.permissions
+    ]
+    if stronger:
+        names = ", ".join(token.name for token in stronger[:5])
+        more = f" and {len(stronger) - 5} more" if len(stronger) > 5 else ""
+        raise Forbidden(
+            f"You cannot {what}: {len(stronger)} token(s) it applies to hold permissions you do "
+            f"not hold ({names}{more})."
+        )
 
 
 def may_revoke_token(principal: Principal, token: ApiToken) -> bool:

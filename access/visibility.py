@@ -88,6 +88,16 @@ def ip_filters(principal: Principal) -> Q:
     return NOTHING
 
 
+def token_activity(principal: Principal) -> Q:
+    """The events shown beside a token: what the principal may read of the audit log, and
+    always what it did itself (a member sees their own doings, not an admin's name and
+    address)."""
+    own = Q(actor=principal.user) if principal.user is not None else NOTHING
+    if principal.holds("api.audit-events.read"):
+        return audit_events(principal) | own
+    return own
+
+
 def invitations(principal: Principal) -> Q:
     """The organization's invitations, for an organization-wide principal (those who invite);
     nobody else sees whom an organization invited."""

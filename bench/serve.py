@@ -59,7 +59,9 @@ def wait_until_up(port: int, seconds: float = 90) -> None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, OSError):
+            # Refused while binding, or slow to answer while workers boot on a loaded machine
+            # (a read timeout is an OSError, not a URLError).
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn on port {port} did not answer within {seconds} s")
 

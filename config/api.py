@@ -18,6 +18,7 @@ from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
 from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from api.docs import public_docs
 from api.support import BearerTokenAuth, JsonParser, UnreadableBody
 from orgs.api import router as orgs_router
 from people.api import router as people_router
@@ -39,6 +40,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    docs_decorator=public_docs,
     parser=JsonParser(),
 )
 

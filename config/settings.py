@@ -340,6 +340,9 @@ KEYWARD_USAGE_REDIS_URL = REDIS_URL
 KEYWARD_AUTH_FAILURE_LIMIT = env_int("KEYWARD_AUTH_FAILURE_LIMIT", 100)
 KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", 600)
 
+# Anonymous requests for the API's schema and docs pages, per address and minute.
+KEYWARD_DOCS_REQUESTS_PER_MINUTE = env_int("KEYWARD_DOCS_REQUESTS_PER_MINUTE", 60)
+
 # Console and admin sign-in lockouts (django-axes, orgs/lockout.py): failures of one account
 # from one address lock that pair; failures from one address over any accounts lock the
 # address. Both last the cool-off after the last failure. Counted in the database, so they hold

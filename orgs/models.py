@@ -176,6 +176,10 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         """The events the principal may see (``access.visibility.audit_events``)."""
         return self.filter(visibility.audit_events(principal))
 
+    def seen_beside_token_by(self, principal: Principal) -> AuditEventQuerySet:
+        """The events a token's page shows this principal (``access.visibility.token_activity``)."""
+        return self.filter(visibility.token_activity(principal))
+
     def for_token(self, token_id: int) -> AuditEventQuerySet:
         """Events about a token or done through it."""
         return self.filter(

@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from access import rules
 from access.errors import Forbidden, NotFound, VersionConflict
-from access.principal import Principal
 from mail import outbox
 from orgs import audit
 from orgs.models import (
@@ -34,6 +33,7 @@ from orgs.models import (
     User,
     UserKind,
 )
+from orgs.principals import Principal
 from people.models import LIFETIME as INVITATION_LIFETIME
 from people.models import Invitation, InvitationStatus
 from policies.models import SecurityPolicy
@@ -193,23 +193,48 @@ def rename_organization(
 # Organization members ------------------------------------------------------------------------
 
 OWNER_REMOVED = "Owner removed from the organization."
+OWNER_DEMOTED = "Owner is no longer an organization admin."
 OWNER_LEFT_GROUP = "Owner no longer administers the group {group}."
+GROUP_DELETED = "The group {group}, which the owner administered, was deleted."
 
 
-def _require_not_stronger(actor: Principal, rights: frozenset[str], field: str) -> None:
-    """Nobody reshapes or removes a person who holds more than they do."""
+def _rights_of(organization: Organization, user: User) -> frozenset[str]:
+    """Everything a person holds in the organization now: their role and group-admin roles."""
+    return rules.person_rights(Principal.for_member(user, organization))
+
+
+def _require_not_stronger(
+    actor: Principal, organization: Organization, user: User, what: str
+) -> frozenset[str]:
+    """Nobody reshapes or removes a person who holds more than they do (everything they hold,
+    group-admin rights included). Returns the person's rights as they are now."""
+    rights = _rights_of(organization, user)
     stronger = rules.missing_for_grant(actor, rights)
     if stronger:
         raise Forbidden(
-            f"This person holds permissions you do not hold ({', '.join(stronger)}); "
-            f"you cannot change their {field}."
+            f"{user.username} holds permissions you do not hold ({', '.join(stronger)}); "
+            f"you cannot change their {what}."
         )
+    return rights
 
 
-def _require_member_changeable(actor: Principal, membership: OrganizationMembership) -> None:
-    rules.require_same_organization(actor, membership.organization_id)
-    rules.require_manage_members(actor)
-    _require_not_stronger(actor, rules.organization_role_rights(membership.role), "role")
+def _revoke_if_rights_shrank(
+    actor: Principal,
+    organization: Organization,
+    user: User,
+    before: frozenset[str],
+    reason: str,
+    changes: dict[str, Any],
+) -> None:
+    """A person who lost rights loses their personal tokens there: getting the rights back must
+    not bring old secrets back to life."""
+    if before <= _rights_of(organization, user):
+        return
+    revoked = token_services.revoke_personal_tokens(
+        actor=actor, organization_id=organization.pk, user_id=user.pk, reason=reason
+    )
+    if revoked:
+        changes["personal_tokens_revoked"] = {"before": None, "after": revoked}
 
 
 def _change_role(
@@ -220,17 +245,14 @@ def _change_role(
         return membership
     if role != Role.ADMIN and not _other_admins(membership.organization_id, membership.user_id):
         raise ValidationError({"role": ["The organization needs at least one admin."]})
-    before = {"role": membership.role}
+    organization, user = membership.organization, membership.user
+    before_rights = _rights_of(organization, user)
+    changes = audit.diff({"role": membership.role}, {"role": role})
     membership.role = role
     membership.version += 1
     membership.save(update_fields=["role", "version"])
-    _record_member(
-        actor,
-        "member.role_changed",
-        membership.organization,
-        membership.user,
-        audit.diff(before, {"role": role}),
-    )
+    _revoke_if_rights_shrank(actor, organization, user, before_rights, OWNER_DEMOTED, changes)
+    _record_member(actor, "member.role_changed", organization, user, changes)
     return membership
 
 
@@ -248,7 +270,7 @@ def set_member(
     *, actor: Principal, organization: Organization, user: User, role: str
 ) -> OrganizationMembership:
     """Add a person to the organization, or change their role: the same checks as
-    ``add_member`` and ``change_member_role`` (grant, last admin)."""
+    ``add_member`` and ``change_member_role`` (grant, strength, last admin)."""
     rules.require_same_organization(actor, organization.pk)
     rules.require_manage_members(actor)
     _validate_role(role)
@@ -258,34 +280,14 @@ def set_member(
     with transaction.atomic():
         existing = (
             OrganizationMembership.objects.select_for_update()
+            .select_related("organization", "user")
             .filter(organization=organization, user=user)
             .first()
         )
         if existing is None:
             return _create_membership(actor, organization, user, role)
-        _require_not_stronger(actor, rules.organization_role_rights(existing.role), "role")
+        _require_not_stronger(actor, organization, user, "role")
         return _change_role(actor, existing, role)
-
-
-def add_member(
-    *, actor: Principal, organization: Organization, username: str, role: str = Role.MEMBER
-) -> OrganizationMembership:
-    """Add an existing person, found by username, to the organization."""
-    rules.require_same_organization(actor, organization.pk)
-    rules.require_manage_members(actor)
-    _validate_role(role)
-    user = User.objects.filter(username=username, kind=UserKind.HUMAN, is_active=True).first()
-    if user is None:
-        raise ValidationError({"username": ["No such person."]})
-    rules.require_grant(actor, rules.organization_role_rights(role), "role")
-    try:
-        with transaction.atomic():
-            membership = _create_membership(actor, organization, user, role)
-    except IntegrityError:
-        raise ValidationError(
-            {"username": [f"{username} is already a member; change their role instead."]}
-        ) from None
-    return membership
 
 
 def change_member_role(
@@ -295,12 +297,15 @@ def change_member_role(
     role: str,
     expected_version: int | None = None,
 ) -> OrganizationMembership:
-    """Make a member an admin or an admin a member; the last admin stays an admin."""
+    """Make a member an admin or an admin a member; the last admin stays an admin, and a
+    demoted admin's personal tokens are revoked."""
     _validate_role(role)
     rules.require_grant(actor, rules.organization_role_rights(role), "role")
     with transaction.atomic():
         membership = _lock(membership, expected_version)
-        _require_member_changeable(actor, membership)
+        rules.require_same_organization(actor, membership.organization_id)
+        rules.require_manage_members(actor)
+        _require_not_stronger(actor, membership.organization, membership.user, "role")
         return _change_role(actor, membership, role)
 
 
@@ -313,27 +318,23 @@ def remove_member(
         membership = _lock(membership, expected_version)
         rules.require_same_organization(actor, membership.organization_id)
         rules.require_remove_members(actor)
-        _require_not_stronger(actor, rules.organization_role_rights(membership.role), "membership")
-        if membership.role == Role.ADMIN and not _other_admins(
-            membership.organization_id, membership.user_id
-        ):
+        organization, user = membership.organization, membership.user
+        _require_not_stronger(actor, organization, user, "membership")
+        if membership.role == Role.ADMIN and not _other_admins(organization.pk, user.pk):
             raise ValidationError({"user": ["The organization's last admin cannot be removed."]})
         group_memberships = GroupMembership.objects.filter(
-            user_id=membership.user_id, group__organization_id=membership.organization_id
+            user_id=user.pk, group__organization_id=organization.pk
         )
         groups = sorted(group_memberships.values_list("group__name", flat=True))
         group_memberships.delete()
         membership.delete()
         revoked = token_services.revoke_personal_tokens(
-            actor=actor,
-            organization_id=membership.organization_id,
-            user_id=membership.user_id,
-            reason=OWNER_REMOVED,
+            actor=actor, organization_id=organization.pk, user_id=user.pk, reason=OWNER_REMOVED
         )
         changes = audit.diff({"role": membership.role, "groups": groups}, {})
         if revoked:
             changes["personal_tokens_revoked"] = {"before": None, "after": revoked}
-        _record_member(actor, "member.removed", membership.organization, membership.user, changes)
+        _record_member(actor, "member.removed", organization, user, changes)
 
 
 # Groups --------------------------------------------------------------------------------------
@@ -426,63 +427,55 @@ def update_group(
 def delete_group(*, actor: Principal, group: Group, expected_version: int | None = None) -> None:
     """Delete a group, its memberships and its tokens (organization-wide principals only; each
     token is deleted through the token services, so a token stronger than the actor stops the
-    whole deletion)."""
+    whole deletion). Admins of the group who lose rights by it lose their personal tokens."""
     _require_visible_group(actor, group)
     rules.require_delete_group(actor)
     with transaction.atomic():
         group = _lock(group, expected_version)
+        organization = group.organization
         for token in list(group.api_tokens.all()):
             token_services.delete_token(actor=actor, token=token)
+        admins = [
+            (membership.user, _rights_of(organization, membership.user))
+            for membership in group.memberships.select_related("user").filter(role=Role.ADMIN)
+        ]
         members = sorted(group.memberships.values_list("user__username", flat=True))
+        changes = audit.diff({"name": group.name, "slug": group.slug, "members": members}, {})
+        reason = GROUP_DELETED.format(group=group.name)
+        group_id = group.pk
+        group.delete()
+        for user, before in admins:
+            _revoke_if_rights_shrank(actor, organization, user, before, reason, {})
         audit.record(
             actor=actor,
             action="group.deleted",
-            organization=group.organization,
-            group_id=group.pk,
+            organization=organization,
+            group_id=group_id,
             object_type="group",
-            object_id=group.pk,
+            object_id=group_id,
             object_repr=group.name,
-            changes=audit.diff({"name": group.name, "slug": group.slug, "members": members}, {}),
+            changes=changes,
         )
-        group.delete()
 
 
 # Group members -------------------------------------------------------------------------------
 
 
-def _require_group_member_changeable(actor: Principal, membership: GroupMembership) -> None:
-    rules.require_manage_group_members(actor, membership.group_id)
-    _require_not_stronger(actor, rules.group_role_rights(membership.role), "group role")
-
-
-def _change_group_role(actor: Principal, membership: GroupMembership, role: str) -> GroupMembership:
+def _change_group_role(
+    actor: Principal, membership: GroupMembership, role: str
+) -> GroupMembership:
     if membership.role == role:
         return membership
-    before = {"role": membership.role}
+    group, user = membership.group, membership.user
+    before_rights = _rights_of(group.organization, user)
+    changes = audit.diff({"role": membership.role}, {"role": role, "group": group.name})
     membership.role = role
     membership.version += 1
     membership.save(update_fields=["role", "version"])
-    if before["role"] == Role.ADMIN:
-        _revoke_for_group(actor, membership)
-    _record_member(
-        actor,
-        "group_member.role_changed",
-        membership.group.organization,
-        membership.user,
-        audit.diff(before, {"role": role, "group": membership.group.name}),
-        group=membership.group,
-    )
+    reason = OWNER_LEFT_GROUP.format(group=group.name)
+    _revoke_if_rights_shrank(actor, group.organization, user, before_rights, reason, changes)
+    _record_member(actor, "group_member.role_changed", group.organization, user, changes, group)
     return membership
-
-
-def _revoke_for_group(actor: Principal, membership: GroupMembership) -> int:
-    """A group admin who stops being one: their personal tokens held the group's rights."""
-    return token_services.revoke_personal_tokens(
-        actor=actor,
-        organization_id=membership.group.organization_id,
-        user_id=membership.user_id,
-        reason=OWNER_LEFT_GROUP.format(group=membership.group.name),
-    )
 
 
 def _create_group_membership(
@@ -520,7 +513,7 @@ def set_group_member(*, actor: Principal, group: Group, user: User, role: str) -
         )
         if existing is None:
             return _create_group_membership(actor, group, user, role)
-        _require_not_stronger(actor, rules.group_role_rights(existing.role), "group role")
+        _require_not_stronger(actor, group.organization, user, "group role")
         return _change_group_role(actor, existing, role)
 
 
@@ -558,35 +551,35 @@ def change_group_member_role(
     role: str,
     expected_version: int | None = None,
 ) -> GroupMembership:
-    """Make a group member an admin of the group, or the other way round."""
+    """Make a group member an admin of the group, or the other way round; an admin who loses
+    rights by it loses their personal tokens."""
     _require_visible_group(actor, membership.group)
     _validate_role(role)
     rules.require_grant(actor, rules.group_role_rights(role), "role")
     with transaction.atomic():
         membership = _lock(membership, expected_version)
-        _require_group_member_changeable(actor, membership)
+        rules.require_manage_group_members(actor, membership.group_id)
+        _require_not_stronger(actor, membership.group.organization, membership.user, "group role")
         return _change_group_role(actor, membership, role)
 
 
 def remove_group_member(
     *, actor: Principal, membership: GroupMembership, expected_version: int | None = None
 ) -> None:
-    """Take a person out of a group; they stay a member of the organization. A group admin's
-    personal tokens are revoked (they held the group's rights)."""
+    """Take a person out of a group; they stay a member of the organization. If they lose
+    rights by it (a group admin), their personal tokens are revoked."""
     _require_visible_group(actor, membership.group)
     with transaction.atomic():
         membership = _lock(membership, expected_version)
         rules.require_remove_group_members(actor, membership.group_id)
-        _require_not_stronger(actor, rules.group_role_rights(membership.role), "group role")
-        group = membership.group
+        group, user = membership.group, membership.user
+        before = _require_not_stronger(actor, group.organization, user, "group membership")
         membership.delete()
         changes = audit.diff({"role": membership.role, "group": group.name}, {})
-        if membership.role == Role.ADMIN:
-            revoked = _revoke_for_group(actor, membership)
-            if revoked:
-                changes["personal_tokens_revoked"] = {"before": None, "after": revoked}
+        reason = OWNER_LEFT_GROUP.format(group=group.name)
+        _revoke_if_rights_shrank(actor, group.organization, user, before, reason, changes)
         _record_member(
-            actor, "group_member.removed", group.organization, membership.user, changes, group=group
+            actor, "group_member.removed", group.organization, user, changes, group=group
         )
 
 

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from policies.models import IpFilter, ScopePolicy
 from tokens.durations import to_text
 
+SHOWN_ERRORS = 50
+LINE_SHOWN = 200
 RULES_PLACEHOLDER = (
     "# One rule per line; the first match decides, no match is denied.\nallow 10.0.0.0/8\ndeny all"
 )
@@ -44,6 +46,17 @@ class IpFilterForm(forms.Form):
                     if line:
                         self.line_errors[line] = message
                     self.add_error(target, message)
+
+    def error_lines(self) -> list[tuple[int, str, str]]:
+        """The first ``SHOWN_ERRORS`` bad lines as (number, text, error), each cut to a readable
+        length: the answer to a 20 KB paste stays small whatever it holds."""
+        shown = []
+        for number, text, error in self.numbered_lines():
+            if error:
+                shown.append((number, text[:LINE_SHOWN], error[:LINE_SHOWN]))
+                if len(shown) == SHOWN_ERRORS:
+                    break
+        return shown
 
     def numbered_lines(self) -> list[tuple[int, str, str | None]]:
         """The rule text as (line number, text, error or None), for the editor's margin."""

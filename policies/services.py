@@ -66,6 +66,25 @@ SETTING_LABELS = {
 # Results ------------------------------------------------------------------------------------
 
 
+USERS_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class FilterUse:
+    """Who uses a filter, as one viewer may know it: the tokens it may see (the first
+    ``USERS_SHOWN``), how many of those there are, how many others it may not see, and the
+    policy scopes that enforce the filter."""
+
+    tokens: list[ApiToken]
+    visible_count: int
+    hidden_count: int
+    policy_scopes: list[str]
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.visible_count or self.hidden_count or self.policy_scopes)
+
+
 class IpFilterInUse(ValidationError):
     """Deleting was refused: tokens or the security policy still use the filter.
 
@@ -73,28 +92,28 @@ class IpFilterInUse(ValidationError):
     ``policy_scopes`` hold them for callers that show a list.
     """
 
-    def __init__(
-        self, *, ip_filter: IpFilter, tokens: list[ApiToken], policy_scopes: list[str]
-    ) -> None:
+    def __init__(self, *, ip_filter: IpFilter, use: FilterUse) -> None:
         self.ip_filter = ip_filter
-        self.tokens = tokens
-        self.policy_scopes = policy_scopes
-        self.summary = _in_use_message(ip_filter, tokens, policy_scopes)
+        self.use = use
+        self.summary = _in_use_message(ip_filter, use)
         super().__init__({"ip_filter": [self.summary]})
 
 
-def _in_use_message(ip_filter: IpFilter, tokens: list[ApiToken], scopes: list[str]) -> str:
+def _in_use_message(ip_filter: IpFilter, use: FilterUse) -> str:
     users = []
-    if scopes:
+    if use.policy_scopes:
         users.append(
             "the security policy enforces it on "
-            + " and ".join(f"{scope} tokens" for scope in scopes)
+            + " and ".join(f"{scope} tokens" for scope in use.policy_scopes)
         )
-    if tokens:
-        names = ", ".join(token.name for token in tokens[:10])
-        more = f" and {len(tokens) - 10} more" if len(tokens) > 10 else ""
-        noun = "token uses" if len(tokens) == 1 else "tokens use"
-        users.append(f"{len(tokens)} {noun} it ({names}{more})")
+    total = use.visible_count + use.hidden_count
+    if total:
+        names = ", ".join(token.name for token in use.tokens[:10])
+        shown = min(len(use.tokens), 10)
+        rest = total - shown
+        noun = "token uses" if total == 1 else "tokens use"
+        detail = f" ({names}{f' and {rest} more' if rest else ''})" if names else ""
+        users.append(f"{total} {noun} it{detail}")
     return f"The IP filter {ip_filter.name!r} is in use: " + "; ".join(users) + "."
 
 
@@ -446,6 +465,14 @@ def update_ip_filter(
                 new_rules,
             )
             changes = audit.diff(before, _filter_snapshot(locked))
+            if "rules_text" in changes:
+                rules.require_not_weaker_than_tokens(
+                    actor,
+                    ApiToken.objects.filter(ip_filter=locked).only(
+                        "pk", "name", "scope", "role", "permissions", "user_id", "organization_id"
+                    ),
+                    "change the rules of this filter",
+                )
             if changes:
                 locked.version += 1
                 locked.modified_at = timezone.now()
@@ -458,16 +485,23 @@ def update_ip_filter(
     return locked
 
 
-def filter_users(ip_filter: IpFilter) -> tuple[list[ApiToken], list[str]]:
-    """The tokens that carry this filter and the policy scopes that enforce it."""
-    tokens = list(
-        ApiToken.objects.filter(ip_filter=ip_filter).select_related("group").order_by("name", "pk")
-    )
+def filter_users(ip_filter: IpFilter, viewer: Principal) -> FilterUse:
+    """The tokens that carry this filter (only those the viewer may see are named) and the
+    policy scopes that enforce it."""
+    using = ApiToken.objects.filter(ip_filter=ip_filter)
+    visible = ApiToken.objects.visible_to(viewer).filter(ip_filter=ip_filter)
+    visible_count = visible.count()
+    tokens = list(visible.select_related("group").order_by("name", "pk")[:USERS_SHOWN])
     policy = _load_policy(ip_filter.organization)
     scopes = [
         scope for scope in SCOPES if policy.for_scope(scope).enforced_ip_filter_id == ip_filter.pk
     ]
-    return tokens, scopes
+    return FilterUse(
+        tokens=tokens,
+        visible_count=visible_count,
+        hidden_count=using.count() - visible_count,
+        policy_scopes=scopes,
+    )
 
 
 def delete_ip_filter(
@@ -479,9 +513,9 @@ def delete_ip_filter(
     rules.require_delete_ip_filters(actor)
     with transaction.atomic():
         locked = _lock_filter(ip_filter, expected_version)
-        tokens, scopes = filter_users(locked)
-        if tokens or scopes:
-            raise IpFilterInUse(ip_filter=locked, tokens=tokens, policy_scopes=scopes)
+        use = filter_users(locked, actor)
+        if use.in_use:
+            raise IpFilterInUse(ip_filter=locked, use=use)
         _record_filter(actor, "ip_filter.deleted", locked, audit.diff(_filter_snapshot(locked), {}))
         locked.delete()
 
@@ -736,6 +770,21 @@ def update_security_policy(
         impact, proposed_by_scope = _impact(organization, policy, cleaned, now, lock=True)
         if expected_impact is not None and impact.fingerprint() != expected_impact:
             raise ImpactChanged(policy.version)
+        # Changing the address rules of tokens is managing them: not of tokens stronger than
+        # the actor. Revoking and shortening only ever restrict, and stay open to the policy's
+        # writers.
+        rules.require_not_weaker_than_tokens(
+            actor,
+            [
+                change.token
+                for change in (
+                    *impact.ip_filter_enforced,
+                    *impact.ip_filter_released,
+                    *impact.custom_ip_removed,
+                )
+            ],
+            "change these tokens' IP filter or addresses",
+        )
         if not impact.setting_changes and not impact.touched_tokens:
             return impact
         for scope in SCOPES:

@@ -140,7 +140,7 @@ def _detail_page(
     decision: ip_rules.Decision | None,
     status: int = 200,
 ) -> HttpResponse:
-    tokens, scopes = services.filter_users(ip_filter)
+    use = services.filter_users(ip_filter, request.principal)  # type: ignore[attr-defined]
     lines = ip_filter.rules_text.splitlines()
     return render(
         request,
@@ -149,8 +149,7 @@ def _detail_page(
             "section": "ip-filters",
             "ip_filter": ip_filter,
             "lines": list(enumerate(lines, start=1)),
-            "tokens": tokens,
-            "policy_scopes": scopes,
+            "use": use,
             "test_form": test_form,
             "decision": decision,
             "can_write": rules.may_write_ip_filters(request.principal),
@@ -194,6 +193,11 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
         "expected_version": ip_filter.version,
     }
     form = IpFilterForm(request.POST or None, initial=initial)
+    # An edit says which version it was made on, or it could overwrite an edit it never saw.
+    form.fields["expected_version"].required = True
+    form.fields["expected_version"].error_messages["required"] = (
+        "The page did not say which version you edited; reload it and make your change again."
+    )
     if request.method == "POST" and form.is_valid():
         try:
             ip_filter = services.update_ip_filter(
@@ -227,13 +231,13 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
 def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
     _require(request, rules.may_delete_ip_filters(request.principal), "api.ip-filters.delete")
     ip_filter = _visible_filter(request, filter_id)
-    tokens, scopes = services.filter_users(ip_filter)
+    use = services.filter_users(ip_filter, request.principal)  # type: ignore[attr-defined]
     refusal = ""
     if request.method == "POST":
         try:
             services.delete_ip_filter(actor=request.principal, ip_filter=ip_filter)  # type: ignore[attr-defined]
         except services.IpFilterInUse as error:
-            tokens, scopes, refusal = error.tokens, error.policy_scopes, error.summary
+            use, refusal = error.use, error.summary
         except NotFound:
             pass  # deleted meanwhile: the list no longer shows it either way
         except Forbidden as error:
@@ -247,8 +251,7 @@ def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
         {
             "section": "ip-filters",
             "ip_filter": ip_filter,
-            "tokens": tokens,
-            "policy_scopes": scopes,
+            "use": use,
             "refusal": refusal,
         },
     )

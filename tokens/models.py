@@ -83,6 +83,11 @@ class ApiToken(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=500, blank=True)
+    # Who revoked it: a personal token revoked by anyone but its owner (an admin's kill switch,
+    # the owner's removal, a policy) is not the owner's to restore.
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     partial_token = models.CharField(max_length=16)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)

@@ -485,6 +485,7 @@ def _revoke(actor: Principal, token: ApiToken, reason: str, now: datetime) -> No
     token.status = TokenStatus.REVOKED
     token.revoked_at = now
     token.revoked_reason = reason[:REASON_MAX_LENGTH]
+    token.revoked_by = actor.user
     _touch(token, actor, now)
     token.save()
     _record(actor, "token.revoked", token, audit.diff(before, _snapshot(token)))
@@ -534,6 +535,7 @@ def restore_token(
         token.status = TokenStatus.ACTIVE
         token.revoked_at = None
         token.revoked_reason = ""
+        token.revoked_by = None
         _touch(token, actor, now)
         token.save()
         _record(actor, "token.restored", token, audit.diff(before, _snapshot(token)))
@@ -740,6 +742,7 @@ def apply_policy(
         token.status = TokenStatus.REVOKED
         token.revoked_at = now
         token.revoked_reason = revoke_reason
+        token.revoked_by = actor.user
     if expires_at is not None:
         token.expires_at = expires_at
     if remove_own_addresses:

@@ -476,7 +476,9 @@ def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
         "ineffective": ineffective,
         "grace_secrets": grace_secrets,
         "chart": usage_chart(token, now.date()),
-        "events": AuditEvent.objects.for_token(token.pk)[:RECENT_EVENTS],
+        "events": AuditEvent.objects.for_token(token.pk).seen_beside_token_by(request.principal)[
+            :RECENT_EVENTS
+        ],
         "actions": allowed_actions(request.principal, token, policy),
         "ip_filter_enforced": policy.enforced_ip_filter_id is not None
         and policy.enforced_ip_filter_id == token.ip_filter_id,

@@ -360,7 +360,11 @@ def principal_of(world, made_as: Spec | str) -> Principal:
     return authenticate(f"Bearer {secret}", "203.0.113.5").principal
 
 
-def _operator(world, token: ApiToken) -> Principal:
+def _revoker(world, token: ApiToken) -> Principal:
+    """Who revokes the target before a restore: its owner for a personal token (one revoked by
+    anyone else is never its owner's to restore), an operator otherwise."""
+    if token.scope == "personal":
+        return Principal.for_member(token.user, token.organization)
     return Principal.operator(organization=token.organization, label="tests")
 
 
@@ -386,7 +390,7 @@ RUN: dict[str, Callable] = {
     "revoke": lambda world, actor, token: revoke_token(actor=actor, token=token, reason="t"),
     "regenerate": lambda world, actor, token: regenerate_token(actor=actor, token=token),
     "restore": lambda world, actor, token: restore_token(
-        actor=actor, token=revoke_token(actor=_operator(world, token), token=token)
+        actor=actor, token=revoke_token(actor=_revoker(world, token), token=token)
     ),
     "rename": lambda world, actor, token: rename_token(
         actor=actor, token=token, name=f"renamed {next(_names)}"

@@ -285,3 +285,153 @@ def test_a_member_role_token_reads_tokens_filters_and_policy_but_not_members_or_
     for path in ("/members", "/organization", "/audit-events"):
         assert reader.get(path).status_code == 403, path
     assert reader.get("/me").json()["organization"]["slug"] == "acme"
+
+
+# The second attack on the access layer (against a running server) ---------------------------
+
+
+def test_a_group_token_cannot_demote_or_remove_an_organization_admin_it_added_to_its_group(
+    client, world, org_admin
+):
+    alices = issue(org_admin, name="alice's", scope="personal", role="admin")
+    group = api_of(client, issue(org_admin, name="g", scope="group", group=world.platform))
+    members = f"/groups/{world.platform.pk}/members"
+    assert group.post(members, {"userId": world.alice.pk, "role": "admin"}).status_code == 201
+    assert group.delete(f"{members}/{world.alice.pk}").status_code == 403
+    demote = group.patch(f"{members}/{world.alice.pk}", {"version": 1, "role": "member"})
+    assert demote.status_code == 403
+    assert api_of(client, alices).get("/me").status_code == 200
+
+
+def test_an_organization_admin_leaving_a_group_keeps_her_personal_tokens(client, world, org_admin):
+    from people.services import remove_group_member, set_group_member
+
+    alices = issue(org_admin, name="alice's", scope="personal", role="admin")
+    membership = set_group_member(
+        actor=org_admin, group=world.platform, user=world.alice, role="admin"
+    )
+    remove_group_member(actor=org_admin, membership=membership)
+    # Her rights did not shrink (she holds everything as organization admin).
+    assert api_of(client, alices).get("/me").status_code == 200
+
+
+def test_an_organization_token_cannot_remove_a_group_admin_who_holds_more_than_it(
+    client, world, org_admin
+):
+    remover = api_of(
+        client,
+        issue(
+            org_admin,
+            name="remover",
+            role="custom",
+            permissions=["api.users.read", "api.users.delete", "api.api-tokens.read"],
+        ),
+    )
+    response = remover.delete(f"/members/{world.bob.pk}")
+    assert response.status_code == 403
+    assert "api.users.write" in response.json()["error"]["message"]
+    assert OrganizationMembership.objects.filter(organization=world.acme, user=world.bob).exists()
+
+
+def test_deleting_a_group_revokes_the_personal_tokens_of_admins_who_lose_rights(
+    client, world, org_admin, group_admin
+):
+    bobs = issue(group_admin, name="bob's", scope="personal", role="admin")
+    alices = issue(org_admin, name="alice's", scope="personal", role="admin")
+    admin = api_of(client, issue(org_admin, name="admin", role="admin"))
+    assert admin.delete(f"/groups/{world.platform.pk}").status_code == 204
+    assert api_of(client, bobs).get("/me").status_code == 401
+    assert api_of(client, alices).get("/me").status_code == 200
+
+
+def test_a_filter_writer_cannot_loosen_the_filter_of_a_stronger_token(client, world, org_admin):
+    office = _office(org_admin)
+    admin = issue(org_admin, name="admin", role="admin", ip_filter=office)
+    writer = api_of(
+        client,
+        issue(
+            org_admin,
+            name="ipw",
+            role="custom",
+            permissions=["api.ip-filters.read", "api.ip-filters.write"],
+        ),
+    )
+    response = writer.patch(f"/ip-filters/{office.pk}", {"version": 1, "rules": ["allow all"]})
+    assert response.status_code == 403
+    assert (
+        api_of(client, admin).request("GET", "/me", remote_addr="198.51.100.7").status_code == 403
+    )
+    # Renaming it changes no token's access: allowed.
+    assert writer.patch(f"/ip-filters/{office.pk}", {"version": 1, "name": "HQ"}).status_code == 200
+
+
+def test_a_policy_writer_cannot_strip_a_stronger_tokens_addresses(client, world, org_admin):
+    admin = issue(org_admin, name="admin", role="admin", allowed_addresses=("10.9.9.9",))
+    writer = api_of(
+        client,
+        issue(
+            org_admin,
+            name="spw",
+            role="custom",
+            permissions=["api.security-policies.read", "api.security-policies.write"],
+        ),
+    )
+    version = SecurityPolicy.objects.get(organization=world.acme).version
+    response = writer.patch(
+        "/security-policy", {"version": version, "organization": {"customIpAllowed": False}}
+    )
+    assert response.status_code == 403
+    admin.token.refresh_from_db()
+    assert admin.token.allowed_addresses == ["10.9.9.9/32"]
+
+
+def test_an_owner_cannot_restore_a_personal_token_an_admin_revoked(
+    client, world, org_admin, member
+):
+    carols = issue(member, name="carol's", scope="personal", role="admin")
+    revoke_token(actor=org_admin, token=carols.token, reason="leaked")
+    response = api_of(client, issue(member, name="other", scope="personal", role="admin")).post(
+        f"/api-tokens/{carols.token.pk}/restore", {}
+    )
+    assert response.status_code == 403
+    assert "not yours to restore" in response.json()["error"]["message"]
+    client.force_login(world.carol)
+    page = client.get(f"/o/acme/tokens/{carols.token.pk}/")
+    assert ">Restore<" not in page.content.decode()
+    client.post(f"/o/acme/tokens/{carols.token.pk}/restore/", {"version": carols.token.version + 1})
+    assert ApiToken.objects.get(pk=carols.token.pk).status == "revoked"
+
+
+def test_an_owner_still_restores_a_personal_token_they_revoked_themselves(client, member):
+    carols = issue(member, name="carol's", scope="personal", role="admin")
+    revoke_token(actor=member, token=carols.token, reason="pausing it")
+    from tokens.services import restore_token
+
+    restore_token(actor=member, token=carols.token)
+    assert api_of(client, carols).get("/me").status_code == 200
+
+
+def test_a_removed_and_readded_owner_cannot_restore_their_old_tokens(
+    client, world, member, org_admin
+):
+    carols = issue(member, name="carol's", scope="personal", role="admin")
+    admin = api_of(client, issue(org_admin, name="admin", role="admin"))
+    admin.delete(f"/members/{world.carol.pk}")
+    add_member(world.acme, world.carol)
+    from access.errors import Forbidden
+    from orgs.principals import Principal
+    from tokens.services import restore_token
+
+    with pytest.raises(Forbidden):
+        restore_token(actor=Principal.for_member(world.carol, world.acme), token=carols.token)
+    assert api_of(client, carols).get("/me").status_code == 401
+
+
+def test_a_member_sees_only_their_own_doings_beside_their_token(client, world, org_admin, member):
+    carols = issue(member, name="carol's", scope="personal", role="admin")
+    revoke_token(actor=org_admin, token=carols.token, reason="checking")
+    client.force_login(world.carol)
+    page = client.get(f"/o/acme/tokens/{carols.token.pk}/").content.decode()
+    recent = page[page.index("Recent activity") :]
+    assert "Alice" not in recent and world.alice.username not in recent
+    assert "created" in recent.lower()

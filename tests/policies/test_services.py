@@ -160,7 +160,7 @@ def test_deleting_a_filter_in_use_is_refused_listing_its_tokens_and_policy_scope
         delete_ip_filter(actor=org_admin, ip_filter=ip_filter)
     message = raised.value.message_dict["ip_filter"][0]
     assert "Deploy bot" in message and "group tokens" in message
-    assert raised.value.policy_scopes == ["group"]
+    assert raised.value.use.policy_scopes == ["group"]
     assert IpFilter.objects.filter(pk=ip_filter.pk).exists()
 
 

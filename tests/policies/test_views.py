@@ -412,3 +412,41 @@ def test_no_input_makes_any_page_fail_with_a_server_error(admin_client, world, o
         assert admin_client.post(target, data, **HTMX).status_code < 500, target
     assert admin_client.get(url("ip-filter-test", office.pk), {"address": value}).status_code == 200
     assert admin_client.get(url("ip-filter-detail", 999999)).status_code == 404
+
+
+def test_a_filters_page_names_only_the_tokens_the_viewer_may_see(client, world, org_admin, member):
+    ip_filter = create_ip_filter(
+        actor=org_admin, organization=world.acme, name="Shared", rules_text="allow all"
+    )
+    issue(org_admin, name="Org deploy", ip_filter=ip_filter)
+    issue(org_admin, name="Data sync", scope="group", group=world.data, ip_filter=ip_filter)
+    issue(member, name="Carol laptop", scope="personal", role="member", ip_filter=ip_filter)
+    client.force_login(world.bob)
+    page = client.get(url("ip-filter-detail", ip_filter.pk)).content.decode()
+    assert "Org deploy" not in page and "Data sync" not in page and "Carol laptop" not in page
+    assert "3 other tokens you cannot see use this filter." in page
+    client.force_login(world.carol)
+    page = client.get(url("ip-filter-detail", ip_filter.pk)).content.decode()
+    assert "Carol laptop" in page and "Org deploy" not in page
+    assert "2 other tokens you cannot see use this filter." in page
+
+
+def test_an_edit_without_its_version_changes_nothing_and_says_why(admin_client, world, org_admin):
+    ip_filter = create_ip_filter(
+        actor=org_admin, organization=world.acme, name="Office", rules_text="allow all"
+    )
+    response = admin_client.post(
+        url("ip-filter-edit", ip_filter.pk), {"name": "Office", "rules_text": "deny all"}
+    )
+    assert response.status_code == 200
+    assert "did not say which version" in response.content.decode()
+    assert IpFilter.objects.get(pk=ip_filter.pk).rules_text == "allow all"
+
+
+def test_checking_a_huge_paste_of_bad_rules_answers_briefly(admin_client):
+    rules = "\n".join(f"allow bad-{number}" for number in range(400))
+    response = admin_client.post(url("ip-filter-check"), {"rules_text": rules})
+    content = response.content.decode()
+    assert "400 lines are not valid rules" in content
+    assert "The first 50 are listed." in content
+    assert len(content) < 40_000
