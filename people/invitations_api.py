@@ -200,12 +200,7 @@ def _organizations_invitation(principal: Principal, invitation_id: int) -> Invit
 
 
 def _received(principal: Principal, invitation_id: int) -> Invitation:
-    invitation = (
-        Invitation.objects.addressed_to(principal.user)
-        .select_related("organization")
-        .filter(pk=invitation_id)
-        .first()
-    )
+    invitation = Invitation.objects.received(principal.user, invitation_id)
     if invitation is None:
         raise NotFound("No such invitation.")
     return invitation

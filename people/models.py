@@ -45,6 +45,12 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
         """Invitations the person may answer (``access.visibility.invitations_addressed_to``)."""
         return self.filter(visibility.invitations_addressed_to(user))
 
+    def received(self, user: User, invitation_id: int) -> Invitation | None:
+        """One invitation the person may answer, with its organization; None otherwise."""
+        return (
+            self.addressed_to(user).select_related("organization").filter(pk=invitation_id).first()
+        )
+
     def pending(self, now: datetime) -> InvitationQuerySet:
         return self.filter(status=InvitationStatus.PENDING, expires_at__gt=now)
 

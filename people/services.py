@@ -461,9 +461,7 @@ def delete_group(*, actor: Principal, group: Group, expected_version: int | None
 # Group members -------------------------------------------------------------------------------
 
 
-def _change_group_role(
-    actor: Principal, membership: GroupMembership, role: str
-) -> GroupMembership:
+def _change_group_role(actor: Principal, membership: GroupMembership, role: str) -> GroupMembership:
     if membership.role == role:
         return membership
     group, user = membership.group, membership.user
@@ -654,19 +652,32 @@ def _notify_invited(invitation: Invitation) -> None:
         )
 
 
-def _mark_expired(actor: Principal, invitation: Invitation, now: datetime) -> None:
-    invitation.status = InvitationStatus.EXPIRED
+def _close(
+    actor: Principal,
+    invitation: Invitation,
+    status: str,
+    now: datetime,
+    *,
+    answered_by: User | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """End a pending invitation (locked by the caller) with its event."""
+    invitation.status = status
     invitation.answered_at = now
+    invitation.answered_by = answered_by
     invitation.version += 1
-    invitation.save(update_fields=["status", "answered_at", "version"])
-    _invitation_event(
+    invitation.save(update_fields=["status", "answered_at", "answered_by", "version"])
+    changes = audit.diff({"status": InvitationStatus.PENDING}, {"status": status, **(extra or {})})
+    _invitation_event(actor, f"invitation.{status}", invitation, changes)
+
+
+def _mark_expired(actor: Principal, invitation: Invitation, now: datetime) -> None:
+    _close(
         actor,
-        "invitation.expired",
         invitation,
-        audit.diff(
-            {"status": InvitationStatus.PENDING},
-            {"status": InvitationStatus.EXPIRED, "expired_at": invitation.expires_at},
-        ),
+        InvitationStatus.EXPIRED,
+        now,
+        extra={"expired_at": invitation.expires_at},
     )
 
 
@@ -778,15 +789,8 @@ def _answer(
                 )
             _create_membership(actor, organization, user, invitation.role)
         status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
-        invitation.status = status
-        invitation.answered_at = now
-        invitation.answered_by = user
-        invitation.version += 1
-        invitation.save(update_fields=["status", "answered_at", "answered_by", "version"])
-        changes = audit.diff({"status": InvitationStatus.PENDING}, {"status": status})
-        if accept:
-            changes["user"] = {"before": None, "after": user.username}
-        _invitation_event(actor, f"invitation.{status}", invitation, changes)
+        extra = {"user": user.username} if accept else None
+        _close(actor, invitation, status, now, answered_by=user, extra=extra)
     return invitation
 
 
@@ -821,18 +825,7 @@ def withdraw_invitation(
             raise ValidationError(
                 {"invitation": [f"This invitation is {invitation.display_status(now)} already."]}
             )
-        invitation.status = InvitationStatus.WITHDRAWN
-        invitation.answered_at = now
-        invitation.version += 1
-        invitation.save(update_fields=["status", "answered_at", "version"])
-        _invitation_event(
-            actor,
-            "invitation.withdrawn",
-            invitation,
-            audit.diff(
-                {"status": InvitationStatus.PENDING}, {"status": InvitationStatus.WITHDRAWN}
-            ),
-        )
+        _close(actor, invitation, InvitationStatus.WITHDRAWN, now)
     return invitation
 
 

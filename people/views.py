@@ -84,12 +84,7 @@ def my_invitations(request: HttpRequest) -> HttpResponse:
 
 
 def _received(request: HttpRequest, invitation_id: int) -> Invitation:
-    invitation = (
-        Invitation.objects.addressed_to(request.user)
-        .select_related("organization")
-        .filter(pk=invitation_id)
-        .first()
-    )
+    invitation = Invitation.objects.received(request.user, invitation_id)
     if invitation is None:
         raise Http404("No such invitation.")
     return invitation
