@@ -18,6 +18,7 @@ from access.errors import Forbidden, NotFound
 from access.principal import Principal
 
 if TYPE_CHECKING:
+    from people.models import Invitation
     from tokens.models import ApiToken
 
 READ_TOKENS = "api.api-tokens.read"
@@ -323,6 +324,90 @@ def require_manage_members(principal: Principal) -> None:
 
 def require_remove_members(principal: Principal) -> None:
     _organization_wide(principal, "api.users.delete", "remove members")
+
+
+# Invitations ---------------------------------------------------------------------------------
+
+
+def may_invite(principal: Principal) -> bool:
+    """Invite people to the organization and withdraw invitations: those who manage members.
+    The role invited with must be one the principal could grant (``require_grant``)."""
+    return principal.holds("api.users.write") and principal.organization_wide
+
+
+def require_invite(principal: Principal) -> None:
+    _organization_wide(principal, "api.users.write", "invite people")
+
+
+def may_read_invitations(principal: Principal) -> bool:
+    """Whom the organization invited, and what came of it."""
+    return principal.holds("api.users.read") and principal.organization_wide
+
+
+def require_read_invitations(principal: Principal) -> None:
+    _organization_wide(principal, "api.users.read", "read the organization's invitations")
+
+
+def may_withdraw_invitation(principal: Principal, invitation: Invitation) -> bool:
+    return (
+        may_invite(principal)
+        and principal.organization is not None
+        and principal.organization.pk == invitation.organization_id
+    )
+
+
+def require_withdraw_invitation(principal: Principal, invitation: Invitation) -> None:
+    require_same_organization(principal, invitation.organization_id)
+    require_invite(principal)
+
+
+def _addressed_to(user: object, invitation: Invitation) -> bool:
+    email = (getattr(user, "email", "") or "").strip()
+    if invitation.email and email and invitation.email.casefold() == email.casefold():
+        return True
+    joined = getattr(user, "date_joined", None)
+    return bool(
+        invitation.username
+        and invitation.username == getattr(user, "username", None)
+        and joined is not None
+        and joined <= invitation.created_at
+    )
+
+
+def may_answer_invitation(principal: Principal, invitation: Invitation) -> bool:
+    """Accept or decline: the invited person, in the console or through one of their personal
+    tokens, and nobody else (not even the organization's admins)."""
+    user = principal.user
+    return (
+        principal.acts_as_person
+        and user is not None
+        and getattr(user, "kind", None) == "human"
+        and getattr(user, "is_active", False)
+        and _addressed_to(user, invitation)
+    )
+
+
+def require_answer_invitation(principal: Principal, invitation: Invitation) -> None:
+    """An invitation addressed to someone else does not exist for the principal."""
+    if not may_answer_invitation(principal, invitation):
+        raise NotFound("No such invitation.")
+
+
+def may_create_people(principal: Principal, *, allowed_by_settings: bool) -> bool:
+    """Create a brand-new person in the organization (``KEYWARD_ALLOW_ORG_USER_CREATION``):
+    those who invite, where the operator allows it."""
+    return allowed_by_settings and may_invite(principal)
+
+
+def require_create_people(principal: Principal, *, allowed_by_settings: bool) -> None:
+    if not allowed_by_settings:
+        raise Forbidden(
+            "Creating people is turned off here (KEYWARD_ALLOW_ORG_USER_CREATION); invite them."
+        )
+    require_invite(principal)
+
+
+# Groups --------------------------------------------------------------------------------------
 
 
 def may_create_group(principal: Principal) -> bool:

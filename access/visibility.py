@@ -104,3 +104,23 @@ def webhook_endpoints(principal: Principal) -> Q:
     if principal.organization_wide:
         return _within(principal, "organization", Q())
     return NOTHING
+
+
+def invitations(principal: Principal) -> Q:
+    """The organization's invitations, for an organization-wide principal (those who invite);
+    nobody else sees whom an organization invited."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return NOTHING
+
+
+def invitations_addressed_to(user: object) -> Q:
+    """The invitations a person may answer: to their e-mail address (compared without case),
+    or to their username when their account existed as the invitation was made (a username
+    taken later does not inherit it)."""
+    email = (getattr(user, "email", "") or "").strip()
+    username = getattr(user, "username", "")
+    by_name = Q(username=username, created_at__gte=getattr(user, "date_joined", None))
+    if not email:
+        return by_name & ~Q(username="")
+    return (Q(email__iexact=email) & ~Q(email="")) | (by_name & ~Q(username=""))

@@ -8,16 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Field, Schema
 from ninja.parser import Parser
+from ninja.security import APIKeyCookie
 from ninja.security.http import HttpAuthBase
 from pydantic import ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
 from access import rules
+from access.errors import Forbidden
 from access.principal import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
@@ -219,3 +222,40 @@ class ErrorOut(Schema):
 def responses(success: dict[int, Any]) -> dict[Any, Any]:
     """An operation's documented answers: its successes and every error shape."""
     return {**success, ERROR_CODES: ErrorOut}
+
+
+# The invited person ----------------------------------------------------------------------------
+
+
+class PersonalTokenAuth(BearerTokenAuth):
+    """A personal token, acting as its owner; no Authorization header lets the session try."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.headers.get("Authorization"):
+            return None
+        principal = super().__call__(request)
+        if not principal.acts_as_person:
+            raise Forbidden(
+                "Only the invited person answers an invitation: use their personal token or "
+                "their console session."
+            )
+        return principal
+
+
+class PersonSessionAuth(APIKeyCookie):
+    """The console session of a person (with its CSRF token), outside any organization: how
+    someone who belongs to no organization yet answers an invitation."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = getattr(request, "user", None)
+        if key is None or user is None or not user.is_authenticated:
+            return None
+        return Principal(user=user, organization=None, address=client_address(request))
+
+
+def person() -> list[Any]:
+    """Authentication for what only the person themselves does: a personal token, or the
+    console session."""
+    return [PersonalTokenAuth(), PersonSessionAuth()]

@@ -22,6 +22,7 @@ from api.docs import public_docs
 from api.support import BearerTokenAuth, JsonParser, UnreadableBody
 from orgs.api import router as orgs_router
 from people.api import router as people_router
+from people.invitations_api import router as invitations_router
 from policies.api import router as policies_router
 from tokens.api import router as tokens_router
 from tokens.auth import AuthenticationFailed
@@ -198,6 +199,7 @@ def health(request: HttpRequest) -> dict[str, str]:
 
 api.add_router("", orgs_router)
 api.add_router("", people_router)
+api.add_router("", invitations_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)
 api.add_router("", webhooks_router)

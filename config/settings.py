@@ -8,6 +8,7 @@ token pepper once and keeps them in ``.local/secrets.json`` (git-ignored). Produ
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -143,6 +144,8 @@ def parse_peppers(raw: str) -> list[tuple[str, bytes]]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# Production as the environment says (test runners turn DEBUG off; this stays what it was).
+KEYWARD_PRODUCTION = not DEBUG
 
 if DEBUG:
     _local = local_development_secrets()
@@ -193,7 +196,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 KEYWARD_TRUSTED_PROXIES = env_list("KEYWARD_TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "orgs.admin_app.KeywardAdminConfig",  # django.contrib.admin, every change audited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -202,6 +205,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from its bundled static files, not a CDN
+    "axes",  # sign-in lockouts (orgs/lockout.py)
     "orgs",
     "people",
     "mail",
@@ -225,6 +229,7 @@ MIDDLEWARE = [
     "orgs.middleware.HtmxLoginRedirectMiddleware",
     "orgs.middleware.HtmxMessagesMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -281,7 +286,7 @@ DATABASES["default"]["TEST"] = (
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "orgs.User"
-AUTHENTICATION_BACKENDS = ["orgs.backends.HumanUserBackend"]
+AUTHENTICATION_BACKENDS = ["orgs.lockout.LockoutBackend", "orgs.backends.HumanUserBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -378,6 +383,11 @@ KEYWARD_EMAIL_SEND_AFTER_COMMIT = env_choice(
     "KEYWARD_EMAIL_SEND_AFTER_COMMIT", ("thread", "inline", "off"), "thread"
 )
 
+# People. Where the console is, for links in e-mail; whether organization admins may create
+# brand-new people in their organization (otherwise they invite existing ones, or addresses).
+KEYWARD_CONSOLE_URL = os.environ.get("KEYWARD_CONSOLE_URL", "http://127.0.0.1:8000")
+KEYWARD_ALLOW_ORG_USER_CREATION = env_bool("KEYWARD_ALLOW_ORG_USER_CREATION", False)
+
 # Bearer authentication.
 KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
 # Last use and daily counts gathered in Redis, shared by every instance, when it is there.
@@ -388,10 +398,23 @@ KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECON
 # Anonymous requests for the API's schema and docs pages, per address and minute.
 KEYWARD_DOCS_REQUESTS_PER_MINUTE = env_int("KEYWARD_DOCS_REQUESTS_PER_MINUTE", 60)
 
-# Console sign-in: failures allowed per account and per address within the window.
-KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = env_int("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", 10)
-KEYWARD_SIGNIN_FAILURES_PER_ADDRESS = env_int("KEYWARD_SIGNIN_FAILURES_PER_ADDRESS", 50)
-KEYWARD_SIGNIN_WINDOW_SECONDS = env_int("KEYWARD_SIGNIN_WINDOW_SECONDS", 900)
+# Console and admin sign-in lockouts (django-axes, orgs/lockout.py): failures of one account
+# from one address lock that pair; failures from one address over any accounts lock the
+# address. Both last the cool-off after the last failure. Counted in the database, so they hold
+# with Redis down and across instances.
+AXES_HANDLER = "orgs.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_FAILURE_LIMIT", 10)
+KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT", 50)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("KEYWARD_SIGNIN_COOLOFF_SECONDS", 900))
+AXES_CLIENT_IP_CALLABLE = "policies.addresses.client_address"
+AXES_USERNAME_CALLABLE = "orgs.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "orgs.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# A lock ends when it said it would: failures while locked are refused, not counted.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not kept: no table that only grows
+AXES_VERBOSE = False
 
 # Webhooks: where deliveries may go and how long one may take.
 # Hosts (names or addresses) exempt from the address checks and, in production, from https:
@@ -422,5 +445,7 @@ LOGGING = {
         # httpx logs every webhook URL at INFO; a URL's path can be the receiver's secret.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # One warning per failed sign-in and each lockout; not its housekeeping.
+        "axes": {"level": "WARNING"},
     },
 }

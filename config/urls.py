@@ -11,5 +11,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("policies.urls")),
     path("o/<slug:org_slug>/audit/", include("orgs.audit_urls")),
     path("o/<slug:org_slug>/webhooks/", include("webhooks.urls")),
+    path("o/<slug:org_slug>/", include("people.organization_urls")),
+    path("", include("people.urls")),
     path("", include("orgs.urls")),
 ]

@@ -1,13 +1,23 @@
 """Admin for operators: find anything, change people's accounts; everything else goes through
 services (console, API, commands), so organizations, groups and memberships are read-only here
-and the audit log cannot be changed by anyone."""
+and the audit log cannot be changed by anyone.
+
+Only superusers hand out rights: a staff user who may change users cannot touch ``is_staff``,
+``is_superuser``, permissions, Django groups or e-mail addresses (invitations are matched by
+e-mail), cannot change a superuser's account, and cannot set another person's password; their
+own password goes through Django's own page, which asks for the old one. Every change here is
+audited (``orgs.admin_site``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group as PermissionGroup
+from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,6 +31,9 @@ from orgs.models import (
     OrganizationMembership,
     User,
 )
+
+# What only a superuser changes on a person's account.
+SUPERUSER_ONLY_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions", "email")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -95,6 +108,8 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
         readonly = ["last_login", "date_joined"]
+        if not request.user.is_superuser:
+            readonly += list(SUPERUSER_ONLY_FIELDS)
         if obj is not None:
             readonly.append("kind")  # a person never becomes a token, nor a token a person
         if obj is not None and obj.is_technical:
@@ -102,12 +117,25 @@ class UserAdmin(DjangoUserAdmin):
             readonly += ["username", "display_name", "is_active"]
         return readonly
 
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False  # a superuser's account is changed by superusers only
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
         # Deleting a user deletes its tokens without an audit event: delete the tokens first
         # (through the token actions), and purge technical users with purge_technical_users.
         if obj is not None and (obj.is_technical or obj.api_tokens.exists()):
             return False
         return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        # The form has no such fields for them; refuse anyway if one ever slips in.
+        if not request.user.is_superuser and set(form.changed_data) & set(SUPERUSER_ONLY_FIELDS):
+            raise PermissionDenied("Only superusers change rights and e-mail addresses.")
+        super().save_model(request, obj, form, change)
 
     def get_actions(self, request: HttpRequest) -> dict:
         actions = super().get_actions(request)
@@ -118,6 +146,11 @@ class UserAdmin(DjangoUserAdmin):
         self, request: HttpRequest, id: str, form_url: str = ""
     ) -> HttpResponse:
         user = self.get_object(request, id)
+        if user is not None and not request.user.is_superuser:
+            if user.pk == request.user.pk:
+                # Their own password: Django's page, which asks for the old one.
+                return HttpResponseRedirect(reverse("admin:password_change"))
+            raise PermissionDenied("Only superusers set another person's password.")
         if user is not None and user.is_technical:
             self.message_user(
                 request,
@@ -125,7 +158,27 @@ class UserAdmin(DjangoUserAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(reverse("admin:orgs_user_change", args=[user.pk]))
-        return super().user_change_password(request, id, form_url)
+        # Django's view saves and logs without a transaction; the audit event joins the save.
+        with transaction.atomic(using=router.db_for_write(User)):
+            return super().user_change_password(request, id, form_url)
+
+
+admin.site.unregister(PermissionGroup)
+
+
+@admin.register(PermissionGroup)
+class PermissionGroupAdmin(DjangoGroupAdmin):
+    """Django's permission groups: a staff user in a group could otherwise grant that group
+    every permission, so only superusers change them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
 
 
 class OrganizationMembershipInline(ReadOnlyInline):

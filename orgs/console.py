@@ -52,5 +52,6 @@ def console_permissions(request: HttpRequest) -> dict[str, Any]:
             "read_audit": rules.may_read_audit(principal),
             "read_webhooks": rules.may_read_webhooks(principal),
             "reach_organization": rules.reaches_organization(principal),
+            "read_invitations": rules.may_read_invitations(principal),
         }
     }

@@ -29,6 +29,7 @@ from api.support import (
 )
 from orgs.models import Group, GroupMembership, OrganizationMembership
 from people import services
+from people.invitations_api import InvitationOut, create_invitation
 
 router = Router(tags=["organization"])
 
@@ -101,7 +102,7 @@ class MemberFilters(InputSchema):
 
 
 class MemberCreateIn(InputSchema):
-    username: str = Field(max_length=150, description="An existing person's username.")
+    username: str = Field(max_length=150, description="The username to invite.")
     role: Role = "member"
 
     model_config = ConfigDict(
@@ -354,21 +355,17 @@ def list_members(
 @router.post(
     "/members",
     auth=requires("api.users.write"),
-    response=responses({201: MemberOut}),
+    response=responses({201: InvitationOut}),
     by_alias=True,
     tags=["members"],
-    summary="Add a person to the organization",
-    description=permission_note("api.users.write"),
+    summary="Invite a person by username (use POST /invitations)",
+    description="Kept for existing clients: nobody is added directly any more. This invites the "
+    "username with the role, exactly as `POST /invitations`, and answers with the invitation; "
+    "the person joins when they accept. " + permission_note("api.users.write"),
+    deprecated=True,
 )
 def add_member(request: HttpRequest, payload: MemberCreateIn) -> Any:
-    principal = principal_of(request)
-    membership = services.add_member(
-        actor=principal,
-        organization=principal.organization,
-        username=payload.username,
-        role=payload.role,
-    )
-    return 201, _member_out(_get_member(principal, membership.user_id))
+    return create_invitation(principal_of(request), None, payload.username, payload.role)
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""Changes to organizations, groups and memberships: rights, audit, one transaction each.
+"""Changes to organizations, groups, memberships and invitations: rights, audit, one
+transaction each.
 
 Above ``tokens`` in the layers: removing a person revokes their personal tokens, deleting a
 group deletes its tokens, both through the token services.
@@ -6,14 +7,22 @@ group deletes its tokens, both through the token services.
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
+from django.conf import settings
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_slug
+from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from access import rules
 from access.errors import Forbidden, NotFound, VersionConflict
+from mail import outbox
 from orgs import audit, names
 from orgs.models import (
     Group,
@@ -25,6 +34,8 @@ from orgs.models import (
     UserKind,
 )
 from orgs.principals import Principal
+from people.models import LIFETIME as INVITATION_LIFETIME
+from people.models import Invitation, InvitationStatus
 from policies.models import SecurityPolicy
 from tokens import services as token_services
 
@@ -285,27 +296,6 @@ def set_member(
         return _change_role(actor, existing, role)
 
 
-def add_member(
-    *, actor: Principal, organization: Organization, username: str, role: str = Role.MEMBER
-) -> OrganizationMembership:
-    """Add an existing person, found by username, to the organization."""
-    rules.require_same_organization(actor, organization.pk)
-    rules.require_manage_members(actor)
-    _validate_role(role)
-    user = User.objects.filter(username=username, kind=UserKind.HUMAN, is_active=True).first()
-    if user is None:
-        raise ValidationError({"username": ["No such person."]})
-    rules.require_grant(actor, rules.organization_role_rights(role), "role")
-    try:
-        with transaction.atomic():
-            membership = _create_membership(actor, organization, user, role)
-    except IntegrityError:
-        raise ValidationError(
-            {"username": [f"{username} is already a member; change their role instead."]}
-        ) from None
-    return membership
-
-
 def change_member_role(
     *,
     actor: Principal,
@@ -485,9 +475,7 @@ def delete_group(*, actor: Principal, group: Group, expected_version: int | None
 # Group members -------------------------------------------------------------------------------
 
 
-def _change_group_role(
-    actor: Principal, membership: GroupMembership, role: str
-) -> GroupMembership:
+def _change_group_role(actor: Principal, membership: GroupMembership, role: str) -> GroupMembership:
     if membership.role == role:
         return membership
     group, user = membership.group, membership.user
@@ -605,3 +593,332 @@ def remove_group_member(
         _record_member(
             actor, "group_member.removed", group.organization, user, changes, group=group
         )
+
+
+# Invitations ---------------------------------------------------------------------------------
+
+INVITATION_PURPOSE = "invitation"
+PASSWORD_LENGTH = 20
+
+
+def _invitation_event(
+    actor: Principal, action: str, invitation: Invitation, changes: dict[str, Any]
+) -> None:
+    audit.record(
+        actor=actor,
+        action=action,
+        organization=invitation.organization,
+        object_type="invitation",
+        object_id=invitation.pk,
+        object_repr=invitation.addressee,
+        changes=changes,
+    )
+
+
+def _clean_addressee(email: str, username: str) -> tuple[str, str]:
+    email, username = (email or "").strip(), (username or "").strip()
+    if bool(email) == bool(username):
+        raise ValidationError({"email": ["Give an e-mail address or a username, not both."]})
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationError({"email": ["Enter a valid e-mail address."]}) from None
+        if len(email) > 254:
+            raise ValidationError({"email": ["An e-mail address has at most 254 characters."]})
+    if username and (len(username) > 150 or any(c.isspace() for c in username)):
+        raise ValidationError({"username": ["Enter a username of at most 150 characters."]})
+    return email, username
+
+
+def _invitation_body(invitation: Invitation) -> str:
+    organization = invitation.organization
+    return (
+        f"{invitation.invited_by_name} invited you to join {organization.name} on Keyward as "
+        f"{'an admin' if invitation.role == Role.ADMIN else 'a member'}.\n\n"
+        f"Sign in and open {settings.KEYWARD_CONSOLE_URL.rstrip('/')}/invitations/ to accept or "
+        f"decline it. It expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n\n"
+        "If you have no Keyward account yet, ask your Keyward operator for one with this e-mail "
+        "address; the invitation waits for it until it expires. If you did not expect this, "
+        "ignore this message: nothing happens unless you accept.\n"
+    )
+
+
+def _notify_invited(invitation: Invitation) -> None:
+    """E-mail the typed address only; a username invitation goes to that person's own address,
+    which the inviting organization never sees."""
+    if invitation.email:
+        recipients = [invitation.email]
+    else:
+        person = User.objects.filter(
+            username=invitation.username,
+            kind=UserKind.HUMAN,
+            is_active=True,
+            date_joined__lte=invitation.created_at,
+        ).first()
+        recipients = [person.email] if person is not None and person.email else []
+    if recipients:
+        outbox.queue(
+            to=recipients,
+            subject=f"Invitation to join {invitation.organization.name} on Keyward",
+            body=_invitation_body(invitation),
+            purpose=INVITATION_PURPOSE,
+        )
+
+
+def _close(
+    actor: Principal,
+    invitation: Invitation,
+    status: str,
+    now: datetime,
+    *,
+    answered_by: User | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """End a pending invitation (locked by the caller) with its event."""
+    invitation.status = status
+    invitation.answered_at = now
+    invitation.answered_by = answered_by
+    invitation.version += 1
+    invitation.save(update_fields=["status", "answered_at", "answered_by", "version"])
+    changes = audit.diff({"status": InvitationStatus.PENDING}, {"status": status, **(extra or {})})
+    _invitation_event(actor, f"invitation.{status}", invitation, changes)
+
+
+def _mark_expired(actor: Principal, invitation: Invitation, now: datetime) -> None:
+    _close(
+        actor,
+        invitation,
+        InvitationStatus.EXPIRED,
+        now,
+        extra={"expired_at": invitation.expires_at},
+    )
+
+
+def invite(
+    *,
+    actor: Principal,
+    organization: Organization,
+    email: str = "",
+    username: str = "",
+    role: str = Role.MEMBER,
+    now: datetime | None = None,
+) -> Invitation:
+    """Invite an e-mail address or a username to the organization with a role.
+
+    The answer is the same whether or not anyone has that address or username; the invitation
+    e-mail goes only to the typed address. Nobody invites with a role they could not grant.
+    """
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_invite(actor)
+    _validate_role(role)
+    email, username = _clean_addressee(email, username)
+    rules.require_grant(actor, rules.organization_role_rights(role), "role")
+    now = now or timezone.now()
+    field = "email" if email else "username"
+    same = (
+        Q(email__iexact=email) & ~Q(email="") if email else Q(username=username) & ~Q(username="")
+    )
+    taken = ValidationError(
+        {field: [f"{email or username} already has a pending invitation to {organization.name}."]}
+    )
+    try:
+        with transaction.atomic():
+            for stale in Invitation.objects.select_for_update().filter(
+                same, organization=organization, status=InvitationStatus.PENDING
+            ):
+                if not stale.is_expired(now):
+                    raise taken
+                _mark_expired(actor, stale, now)
+            invitation = Invitation.objects.create(
+                organization=organization,
+                email=email,
+                username=username,
+                role=role,
+                invited_by=actor.user if actor.acts_as_person else None,
+                invited_by_name=actor.name[:150],
+                created_at=now,
+                expires_at=now + INVITATION_LIFETIME,
+            )
+            _invitation_event(
+                actor,
+                "invitation.created",
+                invitation,
+                audit.diff(
+                    {},
+                    {
+                        field: email or username,
+                        "role": role,
+                        "status": InvitationStatus.PENDING,
+                        "expires_at": invitation.expires_at,
+                    },
+                ),
+            )
+            _notify_invited(invitation)
+    except IntegrityError:
+        raise taken from None
+    return invitation
+
+
+def _lock_invitation(invitation: Invitation) -> Invitation:
+    try:
+        return (
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .get(pk=invitation.pk)
+        )
+    except Invitation.DoesNotExist:
+        raise NotFound("No such invitation.") from None
+
+
+def _answer(
+    *, actor: Principal, invitation: Invitation, accept: bool, now: datetime | None
+) -> Invitation:
+    now = now or timezone.now()
+    rules.require_answer_invitation(actor, invitation)
+    with transaction.atomic():
+        # Re-read under a lock: the organization still exists (deleting it deletes its
+        # invitations), the invitation is still pending and not expired.
+        invitation = _lock_invitation(invitation)
+        rules.require_answer_invitation(actor, invitation)
+        expired = invitation.status == InvitationStatus.PENDING and invitation.is_expired(now)
+        if expired:
+            _mark_expired(actor, invitation, now)
+    if expired:
+        raise ValidationError(
+            {"invitation": [f"This invitation expired on {invitation.expires_at:%Y-%m-%d}."]}
+        )
+    with transaction.atomic():
+        invitation = _lock_invitation(invitation)
+        if invitation.status != InvitationStatus.PENDING or invitation.is_expired(now):
+            raise ValidationError(
+                {"invitation": [f"This invitation is {invitation.display_status(now)}."]}
+            )
+        user = actor.user
+        organization = invitation.organization
+        if accept:
+            if OrganizationMembership.objects.filter(organization=organization, user=user).exists():
+                raise ValidationError(
+                    {"invitation": [f"You are already a member of {organization.name}."]}
+                )
+            _create_membership(actor, organization, user, invitation.role)
+        status = InvitationStatus.ACCEPTED if accept else InvitationStatus.DECLINED
+        extra = {"user": user.username} if accept else None
+        _close(actor, invitation, status, now, answered_by=user, extra=extra)
+    return invitation
+
+
+def accept_invitation(
+    *, actor: Principal, invitation: Invitation, now: datetime | None = None
+) -> Invitation:
+    """Join the organization with the invited role: the invited person only, while the
+    invitation is pending and unexpired."""
+    return _answer(actor=actor, invitation=invitation, accept=True, now=now)
+
+
+def decline_invitation(
+    *, actor: Principal, invitation: Invitation, now: datetime | None = None
+) -> Invitation:
+    """Say no; the organization sees that it was declined."""
+    return _answer(actor=actor, invitation=invitation, accept=False, now=now)
+
+
+def withdraw_invitation(
+    *,
+    actor: Principal,
+    invitation: Invitation,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> Invitation:
+    """Take back a pending invitation (those who invite)."""
+    now = now or timezone.now()
+    rules.require_withdraw_invitation(actor, invitation)
+    with transaction.atomic():
+        invitation = _lock(invitation, expected_version)
+        if invitation.status != InvitationStatus.PENDING or invitation.is_expired(now):
+            raise ValidationError(
+                {"invitation": [f"This invitation is {invitation.display_status(now)} already."]}
+            )
+        _close(actor, invitation, InvitationStatus.WITHDRAWN, now)
+    return invitation
+
+
+def expire_invitations(*, actor: Principal, now: datetime | None = None) -> int:
+    """Mark pending invitations past their expiry as expired, each with its event."""
+    now = now or timezone.now()
+    expired = 0
+    overdue = Invitation.objects.filter(status=InvitationStatus.PENDING, expires_at__lte=now)
+    for invitation_id in overdue.values_list("pk", flat=True).iterator():
+        with transaction.atomic():
+            invitation = (
+                Invitation.objects.select_for_update()
+                .select_related("organization")
+                .filter(pk=invitation_id, status=InvitationStatus.PENDING)
+                .first()
+            )
+            if invitation is not None and invitation.is_expired(now):
+                _mark_expired(actor, invitation, now)
+                expired += 1
+    return expired
+
+
+# People created by their organization ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedPerson:
+    """A new person and the password they sign in with first, shown this once."""
+
+    membership: OrganizationMembership
+    password: str = field(repr=False)
+
+
+def create_person(
+    *,
+    actor: Principal,
+    organization: Organization,
+    username: str,
+    display_name: str = "",
+    role: str = Role.MEMBER,
+) -> CreatedPerson:
+    """Create a brand-new person in the organization with a random password, where the
+    operator allows it (``KEYWARD_ALLOW_ORG_USER_CREATION``).
+
+    No e-mail address is set: invitations match people by e-mail, and an address typed here by
+    one organization must not collect another organization's invitations.
+    """
+    rules.require_same_organization(actor, organization.pk)
+    rules.require_create_people(actor, allowed_by_settings=settings.KEYWARD_ALLOW_ORG_USER_CREATION)
+    _validate_role(role)
+    username = (username or "").strip()
+    errors: dict[str, list[str]] = {}
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError:
+        errors["username"] = ["Use letters, digits and @ . + - _ only."]
+    if not username or len(username) > 150:
+        errors["username"] = ["Give a username of at most 150 characters."]
+    if len(display_name.strip()) > 150:
+        errors["display_name"] = ["A name has at most 150 characters."]
+    if errors:
+        raise ValidationError(errors)
+    rules.require_grant(actor, rules.organization_role_rights(role), "role")
+    password = secrets.token_urlsafe(PASSWORD_LENGTH)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                username=username, password=password, display_name=display_name.strip()
+            )
+            audit.record(
+                actor=actor,
+                action="user.created",
+                organization=organization,
+                object_type="user",
+                object_id=user.pk,
+                object_repr=user.username,
+                changes=audit.diff({}, {"username": username, "display_name": user.display_name}),
+            )
+            membership = _create_membership(actor, organization, user, role)
+    except IntegrityError:
+        raise ValidationError({"username": [f"The username {username} is taken."]}) from None
+    return CreatedPerson(membership=membership, password=password)

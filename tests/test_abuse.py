@@ -39,14 +39,17 @@ def test_ten_thousand_guessed_tokens_are_throttled_while_real_ones_keep_working(
             status, _ = timed_me(client, guess, "203.0.113.66")
             statuses[status] += 1
             if index % 500 == 0:
-                status, seconds = timed_me(client, valid, "198.51.100.10")
-                assert status == 200
-                during.append(seconds)
+                # Another address, and the flooding address itself: a valid token is served
+                # from both (an office behind one NAT keeps its API access).
+                for address in ("198.51.100.10", "203.0.113.66"):
+                    status, seconds = timed_me(client, valid, address)
+                    assert status == 200, (index, address)
+                    during.append(seconds)
     assert statuses == {401: 100, 429: FLOOD - 100}
-    # Only the guesses before the throttle reached the database (one lookup each), plus the
-    # valid requests (one each, and their usage writes).
+    # A well-formed guess costs one indexed lookup, throttled or not (that is what lets a valid
+    # token through); nothing else of the flood reaches the database.
     guess_lookups = [sql for sql in queries if "tokens_tokensecret" in sql]
-    assert len(guess_lookups) <= 100 + len(during)
+    assert len(guess_lookups) <= FLOOD + len(during)
     assert statistics.median(during) < 5 * statistics.median(baseline) + 0.005
 
 

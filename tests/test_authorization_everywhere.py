@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from orgs.models import Role
-from people.services import set_group_member
+from people.services import invite, set_group_member
 from policies.services import create_ip_filter
 from tests.api.test_authorization_matrix import MATRIX, Cell, registered_operations
 from tests.factories import OPERATOR, add_member, issue, make_user
@@ -66,6 +66,14 @@ CONSOLE = {
     "webhooks:test": (405, 405, 405, 405, 405, 405),  # POST only
     "webhooks:delivery-detail": (302, 200, 403, 403, 403, 404),
     "webhooks:redeliver": (405, 405, 405, 405, 405, 405),
+    # Invitations: the person's own, and the organization's People page.
+    "my-invitations": (302, 200, 200, 200, 200, 200),
+    "invitation-accept": (302, 405, 405, 405, 405, 405),  # POST only
+    "invitation-decline": (302, 405, 405, 405, 405, 405),
+    "members:people": (302, 200, 403, 403, 403, 404),
+    "members:invite": (302, 405, 405, 405, 405, 404),
+    "members:withdraw": (302, 405, 405, 405, 405, 404),
+    "members:create-person": (302, 405, 405, 405, 405, 404),
 }
 
 
@@ -116,7 +124,9 @@ def test_each_person_gets_the_status_in_the_table(name, world, people, org_admin
     endpoint = create_endpoint(
         actor=org_admin, organization=world.acme, url="https://siem.example.com/", events=["*"]
     ).endpoint
+    invitation = invite(actor=org_admin, organization=world.acme, email="someone@example.com")
     kwargs = {
+        "invitation_id": invitation.pk,
         "org_slug": "acme",
         "token_id": token.pk,
         "group_slug": "platform",

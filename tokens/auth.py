@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,26 +54,69 @@ class Authenticated:
     wrote_usage: bool
 
 
-def _failure_key(address: str | None) -> str:
-    return f"keyward:auth-failures:{address or 'unknown'}"
+class FailureCounter:
+    """Failed bearer authentications per address, counted in the cache (Redis when configured,
+    so every instance sees the same count) over a fixed window that starts with the first
+    failure.
+
+    A cache that raises never turns a request into an error: the counter stops throttling
+    until the cache answers again, with one warning per outage.
+    """
+
+    def __init__(self) -> None:
+        self._outage = False
+
+    @staticmethod
+    def _keys(address: str | None) -> tuple[str, str]:
+        key = f"keyward:auth-failures:{address or 'unknown'}"
+        return key, f"{key}:until"
+
+    def _failed(self, error: Exception) -> None:
+        if not self._outage:
+            logger.warning(
+                "Cache unavailable: bearer authentication is not throttled until it is back: %s",
+                error,
+            )
+        self._outage = True
+
+    def _answered(self) -> None:
+        if self._outage:
+            logger.warning("Cache available again: bearer authentication is throttled again.")
+        self._outage = False
+
+    def retry_after(self, address: str | None, now: float) -> int | None:
+        """Seconds until the address may fail again, or None when it is not throttled."""
+        count_key, until_key = self._keys(address)
+        try:
+            values = cache.get_many([count_key, until_key])
+        except Exception as error:  # any cache backend error: serve without throttling
+            self._failed(error)
+            return None
+        self._answered()
+        if values.get(count_key, 0) < settings.KEYWARD_AUTH_FAILURE_LIMIT:
+            return None
+        until = values.get(until_key) or now + settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
+        return max(1, math.ceil(until - now))
+
+    def count(self, address: str | None, now: float) -> None:
+        count_key, until_key = self._keys(address)
+        window = settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
+        try:
+            if cache.add(count_key, 1, timeout=window):
+                cache.set(until_key, now + window, timeout=window)
+                return
+            try:
+                cache.incr(count_key)
+            except ValueError:  # expired between add and incr
+                cache.add(count_key, 1, timeout=window)
+                cache.set(until_key, now + window, timeout=window)
+        except Exception as error:
+            self._failed(error)
+            return
+        self._answered()
 
 
-def _check_throttle(address: str | None) -> None:
-    failures = cache.get(_failure_key(address), 0)
-    if failures >= settings.KEYWARD_AUTH_FAILURE_LIMIT:
-        raise AuthenticationFailed(
-            "throttled", status=429, retry_after=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
-        )
-
-
-def _count_failure(address: str | None) -> None:
-    key = _failure_key(address)
-    if cache.add(key, 1, timeout=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS)
+failures = FailureCounter()
 
 
 def token_from_header(header: str | None) -> str:
@@ -88,11 +132,17 @@ def token_from_header(header: str | None) -> str:
 def authenticate(
     header: str | None, address: str | None, *, now: datetime | None = None
 ) -> Authenticated:
-    """Turn an Authorization header into a principal, or raise AuthenticationFailed."""
+    """Turn an Authorization header into a principal, or raise AuthenticationFailed.
+
+    An address that failed too often gets 429 for every token that does not authenticate
+    (a bad checksum without touching the database), while a valid token from it is served:
+    one misconfigured script behind an office's NAT must not lock out everyone else there.
+    """
     now = now or timezone.now()
+    retry_after = None
     try:
-        _check_throttle(address)
         raw = token_from_header(header)
+        retry_after = failures.retry_after(address, now.timestamp())
         try:
             token_format.parse(raw)
         except token_format.MalformedToken as error:
@@ -113,7 +163,15 @@ def authenticate(
         principal = _check(found, raw, address, now)
     except AuthenticationFailed as failure:
         if failure.status == 401 and failure.reason != "missing":
-            _count_failure(address)
+            if retry_after is not None:
+                # Throttled: refused without counting, so the window ends when it said.
+                logger.info(
+                    "Bearer authentication refused: %s from %s (throttled)", failure.reason, address
+                )
+                raise AuthenticationFailed(
+                    "throttled", status=429, retry_after=retry_after
+                ) from None
+            failures.count(address, now.timestamp())
         logger.info("Bearer authentication refused: %s from %s", failure.reason, address)
         raise
     wrote = usage_buffer.record(

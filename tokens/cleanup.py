@@ -447,12 +447,22 @@ def purgeable_technical_users(*, older_than: timedelta, now: datetime) -> QueryS
     )
 
 
+PURGED = "purged"
+
+
 @dataclass
 class PurgeReport:
     dry_run: bool
     purged: int = 0
     usernames: list[str] = field(default_factory=list)  # a dry run's list
     interrupted: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "dry_run": self.dry_run,
+            "purged": self.purged,
+            **({"usernames": self.usernames} if self.dry_run else {}),
+        }
 
 
 def purge_technical_users(
@@ -462,6 +472,7 @@ def purge_technical_users(
     now: datetime | None = None,
     dry_run: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
 ) -> PurgeReport:
     """Delete technical users whose tokens are long gone, in short batches. Their audit events
     stay, with the names they were written with; one event records the purge."""
@@ -489,6 +500,8 @@ def purge_technical_users(
                     .delete()[1]
                 )
             report.purged += deleted.get(User._meta.label, 0)
+            if progress is not None:
+                progress(PURGED, report.purged)
     except BaseException:
         report.interrupted = True
         raise

@@ -8,7 +8,7 @@ regeneration) starts over. Personal tokens are their owners' business and are no
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -74,6 +74,32 @@ class NotifyReport:
     @property
     def tokens_reminded(self) -> int:
         return len({r.token.pk for digest in self.digests for r in digest.reminders})
+
+    def as_dict(self) -> dict:
+        return {
+            "dry_run": self.dry_run,
+            "digests": [
+                {
+                    "organization": digest.organization.slug,
+                    "group": digest.group_name,
+                    "subject": digest.subject,
+                    "recipients": digest.recipients,
+                    "tokens": [
+                        {
+                            "id": reminder.token.pk,
+                            "name": reminder.token.name,
+                            "partial_token": reminder.token.partial_token,
+                            "expires_at": reminder.token.expires_at.isoformat(),
+                            "threshold_days": reminder.threshold_days,
+                        }
+                        for reminder in digest.reminders
+                    ],
+                }
+                for digest in self.digests
+            ],
+            "tokens_reminded": self.tokens_reminded,
+            "failures": self.failures,
+        }
 
 
 def _threshold(expires_at: datetime, now: datetime) -> int | None:
@@ -165,8 +191,15 @@ def _claim(reminders: list[DueReminder], now: datetime) -> None:
     )
 
 
+ORGANIZATIONS = "orgs"
+
+
 def send_reminders(
-    *, now: datetime | None = None, organization: Organization | None = None, dry_run: bool = False
+    *,
+    now: datetime | None = None,
+    organization: Organization | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> NotifyReport:
     """Queue each organization's digests with the record that they are due no more, one short
     transaction per organization, then send what is queued outside any transaction.
@@ -180,7 +213,9 @@ def send_reminders(
     by_org: dict[int, list[Digest]] = defaultdict(list)
     for digest in digests:
         by_org[digest.organization.pk].append(digest)
-    for org_digests in by_org.values():
+    for done, org_digests in enumerate(by_org.values(), start=1):
+        if progress is not None:
+            progress(ORGANIZATIONS, done)
         to_send = [digest for digest in org_digests if digest.recipients]
         if dry_run:
             report.digests += to_send

@@ -756,9 +756,7 @@ def update_token(
         current = _lock(token, expected_version)
         version = expected_version
         if name is not UNCHANGED and name != current.name:
-            current = rename_token(
-                actor=actor, token=current, name=name, expected_version=version
-            )
+            current = rename_token(actor=actor, token=current, name=name, expected_version=version)
             version = current.version
         new_role = current.role if role is UNCHANGED else role
         new_permissions = (

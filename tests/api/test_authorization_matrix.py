@@ -17,6 +17,8 @@ import pytest
 from config.api import api
 from orgs.models import Group, Organization, Role
 from orgs.principals import Principal
+from people.models import Invitation
+from people.services import invite
 from policies.models import IpFilter, SecurityPolicy
 from policies.services import create_ip_filter
 from tests.factories import OPERATOR, add_member, issue, make_group, make_user
@@ -128,6 +130,25 @@ def _fresh_group(cell: Cell) -> Group:
     return make_group(cell.world.acme)
 
 
+def _acme_invitation(cell: Cell) -> Invitation:
+    return invite(actor=cell.operator(), organization=cell.world.acme, email=_address())
+
+
+def _address() -> str:
+    return f"invitee{next(_names)}@example.com"
+
+
+def _invitation_for_caller(cell: Cell) -> Invitation:
+    """Globex invites the person behind the caller (alice or carol; carol for the others)."""
+    user = cell.world.alice if cell.caller == "personal_admin" else cell.world.carol
+    Invitation.objects.filter(username=user.username, status="pending").delete()
+    return invite(
+        actor=Principal.operator(organization=cell.world.globex, label="tests"),
+        organization=cell.world.globex,
+        username=user.username,
+    )
+
+
 #                                  org_admin member_role custom group p_admin p_member other
 MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/health"): Row(lambda c: Call("/health"), (200, 200, 200, 200, 200, 200, 200)),
@@ -191,6 +212,34 @@ MATRIX: dict[tuple[str, str], Row] = {
     ),
     ("DELETE", "/members/{user_id}"): Row(
         lambda c: Call(f"/members/{c.new_member().pk}"), (204, 403, 403, 404, 204, 403, 404)
+    ),
+    # Invitations: the organization's side (a fresh invitation of acme) and the invited
+    # person's side (globex invites the person behind the caller).
+    ("POST", "/invitations"): Row(
+        lambda c: Call("/invitations", {"email": _address()}),
+        (201, 403, 403, 403, 201, 403, 201),
+    ),
+    ("GET", "/invitations"): Row(
+        lambda c: Call("/invitations"), (200, 403, 403, 403, 200, 403, 200)
+    ),
+    ("GET", "/invitations/{id}"): Row(
+        lambda c: Call(f"/invitations/{_acme_invitation(c).pk}"),
+        (200, 403, 403, 403, 200, 403, 404),
+    ),
+    ("DELETE", "/invitations/{id}"): Row(
+        lambda c: Call(f"/invitations/{_acme_invitation(c).pk}"),
+        (204, 403, 403, 403, 204, 403, 404),
+    ),
+    ("GET", "/me/invitations"): Row(
+        lambda c: Call("/me/invitations"), (403, 403, 403, 403, 200, 200, 403)
+    ),
+    ("POST", "/invitations/{id}/accept"): Row(
+        lambda c: Call(f"/invitations/{_invitation_for_caller(c).pk}/accept", {}),
+        (403, 403, 403, 403, 200, 200, 403),
+    ),
+    ("POST", "/invitations/{id}/decline"): Row(
+        lambda c: Call(f"/invitations/{_invitation_for_caller(c).pk}/decline", {}),
+        (403, 403, 403, 403, 200, 200, 403),
     ),
     # Groups: the target is group platform, or a fresh group to delete.
     ("GET", "/groups"): Row(lambda c: Call("/groups"), (200, 200, 200, 200, 200, 200, 200)),

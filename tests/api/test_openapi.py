@@ -67,13 +67,25 @@ def test_the_schema_documents_every_registered_operation(schema):
     assert documented == registered_operations()
 
 
+PERSON_OPERATIONS = {
+    "/me/invitations",
+    "/invitations/{id}/accept",
+    "/invitations/{id}/decline",
+}
+
+
 def test_every_operation_has_a_summary_a_description_and_its_permission(schema):
     for method, path, operation in operations(schema):
         assert operation.get("summary"), (method, path)
         assert operation.get("description"), (method, path)
         if path != "/health":
             assert "permission" in operation["description"] or "token" in operation["description"]
-            assert operation["security"] == [{"BearerTokenAuth": []}], (method, path)
+            if path in PERSON_OPERATIONS:
+                # The invited person: a personal token, or the console session.
+                expected = [{"PersonalTokenAuth": []}, {"PersonSessionAuth": []}]
+            else:
+                expected = [{"BearerTokenAuth": []}]
+            assert operation["security"] == expected, (method, path)
 
 
 def test_every_authenticated_operation_documents_the_error_shape(schema):

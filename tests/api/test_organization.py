@@ -57,12 +57,13 @@ def test_members_are_listed_with_their_roles(admin_api, world):
     assert admin_api.get("/members", name="CAR").json()["items"][0]["userId"] == world.carol.pk
 
 
-def test_a_person_is_added_by_username_once(admin_api):
+def test_posting_a_member_invites_the_username_once_whoever_it_is(admin_api, world):
     make_user("erin")
-    added = admin_api.post("/members", {"username": "erin", "role": "member"})
-    assert added.status_code == 201 and added.json()["role"] == "member"
+    invited = admin_api.post("/members", {"username": "erin", "role": "member"})
+    assert invited.status_code == 201 and invited.json()["status"] == "pending"
+    assert not world.acme.memberships.filter(user__username="erin").exists()
     assert "username" in fields_of(admin_api.post("/members", {"username": "erin"}))
-    assert "username" in fields_of(admin_api.post("/members", {"username": "nobody"}))
+    assert admin_api.post("/members", {"username": "nobody"}).status_code == 201
 
 
 def test_a_role_change_needs_the_version_and_keeps_one_admin(admin_api, world):

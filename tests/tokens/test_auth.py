@@ -166,8 +166,69 @@ def test_a_flood_of_bad_tokens_from_one_address_is_throttled_but_others_work(
     response = me(client, token_format.generate("organization"), address="203.0.113.9")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "too_many_requests"
-    assert int(response["Retry-After"]) > 0
+    assert 0 < int(response["Retry-After"]) <= settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
     assert me(client, issued.secret, address="198.51.100.1").status_code == 200
+
+
+def test_a_hundred_garbage_tokens_do_not_lock_valid_tokens_of_the_same_address_out(
+    client, org_admin, settings
+):
+    """The finding: one misconfigured script behind an office NAT sent 100 bad tokens, and
+    every client of that address lost its API access for ten minutes."""
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 100
+    office = "203.0.113.50"
+    colleague = issue(org_admin, name="colleague's CI").secret
+    for _ in range(100):
+        assert me(client, "Bearer-less garbage", address=office).status_code == 401
+    assert me(client, token_format.generate("organization"), address=office).status_code == 429
+    assert me(client, "more garbage", address=office).status_code == 429
+    response = me(client, colleague, address=office)
+    assert response.status_code == 200
+    assert response.json()["name"] == "colleague's CI"
+
+
+def test_a_throttled_address_gets_429_for_revoked_tokens_and_bad_checksums_without_a_query(
+    client, org_admin, settings, django_assert_num_queries
+):
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 3
+    revoked = issue(org_admin, name="old")
+    revoke_token(actor=org_admin, token=revoked.token)
+    for _ in range(3):
+        assert me(client, revoked.secret, address="192.0.2.99").status_code == 401
+    assert me(client, revoked.secret, address="192.0.2.99").status_code == 429
+    token = token_format.generate("organization")
+    broken = token[:-1] + ("a" if token[-1] != "a" else "b")
+    with django_assert_num_queries(0):
+        response = me(client, broken, address="192.0.2.99")
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+
+
+def test_retry_after_counts_down_to_the_end_of_the_window(client, settings):
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 2
+    settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = 600
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as traveller:
+        for _ in range(2):
+            me(client, "garbage", address="192.0.2.98")
+        assert me(client, "garbage", address="192.0.2.98")["Retry-After"] == "600"
+        traveller.shift(timedelta(seconds=240))
+        assert me(client, "garbage", address="192.0.2.98")["Retry-After"] == "360"
+
+
+def test_a_cache_that_raises_turns_off_the_throttle_with_one_warning(
+    client, org_admin, settings, caplog
+):
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 1
+    valid = issue(org_admin).secret
+    settings.CACHES = {
+        "default": {"BACKEND": "tests.tokens.broken_cache.BrokenCache"},
+    }
+    with caplog.at_level("WARNING", logger="keyward.auth"):
+        for _ in range(5):
+            assert me(client, "garbage", address="192.0.2.97").status_code == 401
+        assert me(client, valid, address="192.0.2.97").status_code == 200
+    warnings = [r for r in caplog.records if "Cache unavailable" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_last_use_is_written_at_most_once_a_minute_and_no_request_is_lost(client, org_admin):

@@ -33,4 +33,3 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(describe(error)) from None
         self.stdout.write(f"Created organization {organization.slug} ({organization.name}).")
-

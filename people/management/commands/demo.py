@@ -1,6 +1,8 @@
+import secrets
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,12 +33,30 @@ GROUPS = [
 class Command(BaseCommand):
     help = (
         "Load demo data (idempotent): two organizations, groups, admins and members with the "
-        f"password {DEMO_PASSWORD!r}, and tokens in every state."
+        f"password {DEMO_PASSWORD!r}, and tokens in every state. In production "
+        "(DJANGO_DEBUG=false) it refuses unless given --allow-production, and then gives each "
+        "new person a random password, printed this once."
     )
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Load the demo people and tokens into a production database anyway, each "
+            "person with a random password printed once instead of the published one.",
+        )
+
     def handle(self, *args: object, **options: object) -> None:
+        production = settings.KEYWARD_PRODUCTION
+        if production and not options["allow_production"]:
+            raise CommandError(
+                "This is production (DJANGO_DEBUG=false): the demo would create five people, "
+                "two of them organization admins. Run with --allow-production if you mean it; "
+                "they then get random passwords, printed once."
+            )
         operator = Principal.operator(label="demo data")
         now = timezone.now()
+        passwords: dict[str, str] = {}
         with transaction.atomic():
             users = {}
             for username, full_name, _orgs, _groups in PEOPLE:
@@ -49,7 +69,9 @@ class Command(BaseCommand):
                     },
                 )
                 if created:
-                    user.set_password(DEMO_PASSWORD)
+                    password = secrets.token_urlsafe(18) if production else DEMO_PASSWORD
+                    passwords[username] = password
+                    user.set_password(password)
                     user.save()
                 users[username] = user
             organizations = {}
@@ -156,15 +178,24 @@ class Command(BaseCommand):
             made += self._token(dave, globex, "Globex backup", role="admin", expires_at=None)
 
         self.stdout.write(f"Demo data ready ({made} tokens created on this run).")
-        self.stdout.write(
-            f"Sign in at http://127.0.0.1:8000 with any of these (password {DEMO_PASSWORD!r}):"
-        )
+        if production:
+            self.stdout.write(
+                "Sign in with these; each password is shown only now (people who existed "
+                "before this run keep theirs):"
+            )
+        else:
+            self.stdout.write(
+                f"Sign in at http://127.0.0.1:8000 with any of these (password {DEMO_PASSWORD!r}):"
+            )
         for username, _name, memberships, group_memberships in PEOPLE:
             roles = [f"{role} of {slug}" for slug, role in memberships.items()]
             roles += [
                 f"{role} of group {group}" for (_org, group), role in group_memberships.items()
             ]
-            self.stdout.write(f"  {username:<6} {', '.join(roles)}")
+            password = (
+                f"  password {passwords[username]}" if production and username in passwords else ""
+            )
+            self.stdout.write(f"  {username:<6} {', '.join(roles)}{password}")
 
     def _token(
         self,

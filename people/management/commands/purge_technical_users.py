@@ -1,12 +1,15 @@
 import argparse
+import json
 import sys
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from orgs.principals import Principal
 from tokens import cleanup
 from tokens.durations import parse_duration
+from tokens.progress import ProgressBar
 
 EXIT_INTERRUPTED = 130
 
@@ -39,6 +42,9 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="List the users that would go; delete none."
         )
         parser.add_argument(
+            "--json", action="store_true", help="Print the summary as one JSON object."
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
             default=cleanup.DEFAULT_BATCH_SIZE,
@@ -50,16 +56,31 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if not 1 <= options["batch_size"] <= cleanup.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and {cleanup.MAX_BATCH_SIZE}.")
+        progress = None
+        if not options["dry_run"]:
+            progress = ProgressBar.on_terminal(
+                sys.stderr,
+                {
+                    cleanup.PURGED: cleanup.purgeable_technical_users(
+                        older_than=options["older_than"], now=timezone.now()
+                    ).count()
+                },
+                quiet=options["json"],
+            )
         try:
             report = cleanup.purge_technical_users(
                 actor=Principal.operator(label="purge_technical_users (command line)"),
                 older_than=options["older_than"],
                 dry_run=options["dry_run"],
                 batch_size=options["batch_size"],
+                progress=progress,
             )
         except KeyboardInterrupt:
             self.stderr.write("Interrupted: finished batches are done. Run again to continue.")
             sys.exit(EXIT_INTERRUPTED)
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
+            return
         if report.dry_run:
             for username in report.usernames:
                 self.stdout.write(f"would delete technical user {username}")

@@ -3,7 +3,6 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -12,6 +11,7 @@ from orgs.models import Organization
 from orgs.principals import Principal
 from tokens import cleanup
 from tokens.durations import parse_duration
+from tokens.progress import ProgressBar
 
 EXIT_INTERRUPTED = 130
 
@@ -21,23 +21,6 @@ def _duration(text: str) -> timedelta:
         return parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal; nothing at all when output is not a terminal."""
-
-    def __init__(self, stream: TextIO, totals: dict[str, int]) -> None:
-        self.stream = stream
-        self.totals = totals
-
-    def __call__(self, reason: str, done: int) -> None:
-        total = max(self.totals.get(reason, 0), done, 1)
-        filled = int(30 * done / total)
-        self.stream.write(
-            f"\r{reason:>8} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
-            + ("\n" if done >= total else "")
-        )
-        self.stream.flush()
 
 
 class Command(BaseCommand):

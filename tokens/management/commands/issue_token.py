@@ -38,6 +38,11 @@ class Command(BaseCommand):
             help="A date (the end of that day, 23:59:59 UTC) or an ISO-8601 date-time.",
         )
         parser.add_argument(
+            "--ip-filter",
+            metavar="NAME",
+            help="Give the token this named IP filter of the organization.",
+        )
+        parser.add_argument(
             "--allowed-address",
             action="append",
             default=[],
@@ -54,6 +59,11 @@ class Command(BaseCommand):
             group = organization.groups.filter(slug=options["group"]).first()
             if group is None:
                 raise CommandError(f"No group {options['group']!r} in {organization.slug}.")
+        ip_filter = None
+        if options["ip_filter"]:
+            ip_filter = organization.ip_filters.filter(name=options["ip_filter"]).first()
+            if ip_filter is None:
+                raise CommandError(f"No IP filter {options['ip_filter']!r} in {organization.slug}.")
         expires_at = DEFAULT
         if options["expires_in"]:
             try:
@@ -76,6 +86,7 @@ class Command(BaseCommand):
                 permissions=options["permission"] or [],
                 expires_at=expires_at,
                 allowed_addresses=options["allowed_address"],
+                ip_filter=ip_filter,
             )
         except ValidationError as error:
             raise CommandError(describe(error)) from None
@@ -85,7 +96,9 @@ class Command(BaseCommand):
         expiry = f"{token.expires_at:%Y-%m-%d %H:%M:%S} UTC" if token.expires_at else "never"
         self.stderr.write(
             f"Issued {token.scope} token {token.name!r} ({token.partial_token}) in "
-            f"{organization.slug}, role {token.role}, expires {expiry}. "
+            f"{organization.slug}, role {token.role}, expires {expiry}"
+            + (f", IP filter {ip_filter.name!r}" if ip_filter is not None else "")
+            + ". "
             "Store it now: it is not shown again."
         )
         self.stdout.write(issued.secret)

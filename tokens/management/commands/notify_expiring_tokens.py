@@ -1,8 +1,12 @@
+import json
+import sys
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from orgs.models import Organization
-from tokens.notifications import THRESHOLDS, send_reminders
+from tokens.notifications import ORGANIZATIONS, THRESHOLDS, due_reminders, send_reminders
+from tokens.progress import ProgressBar
 
 
 class Command(BaseCommand):
@@ -22,6 +26,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Print the digests that would be sent; send and record nothing.",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the digests and counts as one JSON object (no bodies).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         organization = None
@@ -30,7 +39,27 @@ class Command(BaseCommand):
             if organization is None:
                 raise CommandError(f"No organization {options['org']!r}.")
         now = timezone.now()
-        report = send_reminders(now=now, organization=organization, dry_run=options["dry_run"])
+        progress = None
+        if sys.stderr.isatty() and not options["json"] and not options["dry_run"]:
+            due = due_reminders(now=now, organization=organization)
+            organizations = len({reminder.token.organization_id for reminder in due})
+            progress = ProgressBar.on_terminal(
+                sys.stderr, {ORGANIZATIONS: organizations}, quiet=False
+            )
+        report = send_reminders(
+            now=now, organization=organization, dry_run=options["dry_run"], progress=progress
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
+        else:
+            self._print(report, now)
+        if report.failures:
+            raise CommandError(
+                f"{len(report.failures)} e-mail(s) not sent, kept queued for the next run: "
+                + "; ".join(report.failures[:5])
+            )
+
+    def _print(self, report, now) -> None:  # noqa: ANN001
         for digest in report.digests:
             verb = "Would send" if report.dry_run else "Queued"
             self.stdout.write(f"{verb} {digest.subject!r} to {', '.join(digest.recipients)}")
@@ -39,8 +68,3 @@ class Command(BaseCommand):
                 self.stdout.write("")
         verb = "would be reminded" if report.dry_run else "reminded"
         self.stdout.write(f"{len(report.digests)} digests, {report.tokens_reminded} tokens {verb}.")
-        if report.failures:
-            raise CommandError(
-                f"{len(report.failures)} e-mail(s) not sent, kept queued for the next run: "
-                + "; ".join(report.failures[:5])
-            )
