@@ -26,8 +26,13 @@ def url(name):
 
 
 def rows_of(response):
+    """The rows of a whole export: it must end with the marker counting them."""
     body = b"".join(response.streaming_content).decode()
-    return list(csv.DictReader(io.StringIO(body)))
+    assert body.endswith("\r\n")
+    table, marker = body[:-2].rsplit("\r\n", 1)
+    rows = list(csv.DictReader(io.StringIO(table + "\r\n")))
+    assert marker == f"# end of export: {len(rows)} events"
+    return rows
 
 
 @pytest.fixture
