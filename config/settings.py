@@ -298,6 +298,20 @@ KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = int(
     os.environ.get("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", "600")
 )
 
+# Audit events older than this many days are removed by prune_audit_events (run it daily);
+# unset keeps every event forever.
+_audit_retention = os.environ.get("KEYWARD_AUDIT_RETENTION_DAYS", "").strip()
+if _audit_retention and not (
+    _audit_retention.isascii()
+    and _audit_retention.isdigit()
+    and 1 <= int(_audit_retention) <= 36500
+):
+    raise ImproperlyConfigured(
+        "KEYWARD_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500, or unset "
+        f"to keep audit events forever (got {_audit_retention!r})."
+    )
+KEYWARD_AUDIT_RETENTION_DAYS = int(_audit_retention) if _audit_retention else None
+
 # Console sign-in: failures allowed per account and per address within the window.
 KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT = int(
     os.environ.get("KEYWARD_SIGNIN_FAILURES_PER_ACCOUNT", "10")

@@ -36,10 +36,11 @@ COUNT_CAP = 10_000
 # A name typed in a filter box matches at most this many tokens, actors or objects; beyond it
 # the page says so and shows the events of the first ones.
 RESOLVE_CAP = 20
-# Actions whose event carries the object's name at that time (object_repr): creating, renaming
-# or changing it. Names typed in the object and token boxes are looked up in these only.
-NAMING_SUFFIXES = (".created", ".renamed", ".updated", ".added", ".changed")
-TOKEN_NAMING_ACTIONS = ("token.created", "token.renamed")
+# Events that record an object's name when it begins, changes name or ends: a handful per
+# object, however long the log. Names typed in the token and object boxes are looked up in
+# these (and in the objects that exist now), never in every event.
+NAMING_SUFFIXES = (".created", ".renamed", ".added", ".deleted", ".removed")
+TOKEN_NAMING_ACTIONS = ("token.created", "token.renamed", "token.deleted")
 # Query parameters that say where a page starts, not what it shows.
 POSITION_PARAMETERS = ("before", "after", "count")
 CSV_COLUMNS = (
@@ -143,7 +144,9 @@ class AuditFilterForm(forms.Form):
             actions = audit_log.actions_matching(data["action"])
             event_filter = _with(event_filter, actions=audit_log.by_actions(actions))
         if data.get("object"):
-            event_filter = _objects_named(data["object"].strip(), visible, event_filter)
+            event_filter = _objects_named(
+                data["object"].strip(), organization, visible, event_filter
+            )
         if data.get("group") is not None:
             event_filter = _with(event_filter, groups=audit_log.by_group_ids([data["group"]]))
         if data.get("since"):
@@ -168,6 +171,21 @@ def _capped(values: list[Any], what: str, text: str) -> tuple[list[Any], tuple[s
         f"“{text}” matches more than {RESOLVE_CAP} {what}; the events of the first "
         f"{RESOLVE_CAP} are shown. Type more of the name to narrow it.",
     )
+
+
+def _first_distinct(values: QuerySet) -> list[Any]:
+    """The first RESOLVE_CAP + 1 distinct values, read from the naming events.
+
+    Neither ORDER BY nor DISTINCT in SQL: either would invite the planner to walk an index
+    that sorts by object (every event about tokens) instead of the one by action (only the
+    naming events).
+    """
+    found: dict[Any, None] = {}
+    for value in values.iterator(chunk_size=500):
+        found[value] = None
+        if len(found) > RESOLVE_CAP:
+            break
+    return list(found)
 
 
 def _actors_named(
@@ -227,13 +245,10 @@ def _tokens_named(
         .order_by("name", "pk")
         .values_list("pk", flat=True)[: RESOLVE_CAP + 1]
     )
-    recorded = (
-        visible.filter(
-            action__in=TOKEN_NAMING_ACTIONS, object_type="api_token", object_repr__icontains=text
-        )
-        .order_by("object_id")
+    recorded = _first_distinct(
+        visible.filter(action__in=TOKEN_NAMING_ACTIONS, object_repr__icontains=text)
+        .order_by()
         .values_list("object_id", flat=True)
-        .distinct()[: RESOLVE_CAP + 1]
     )
     token_ids = list(dict.fromkeys([*live, *(int(pk) for pk in recorded if pk.isdigit())]))
     token_ids, notes = _capped(token_ids, "tokens", text)
@@ -243,21 +258,36 @@ def _tokens_named(
 
 
 def _objects_named(
-    text: str, visible: QuerySet[AuditEvent], event_filter: EventFilter
+    text: str, organization: Organization, visible: QuerySet[AuditEvent], event_filter: EventFilter
 ) -> EventFilter:
-    """``type:id`` names one object; other text matches objects by the names their creation,
-    renaming or changes recorded."""
+    """``type:id`` names one object; other text matches objects by their name now (groups,
+    IP filters, members) or the name their creation, renaming or removal recorded."""
+    from policies.models import IpFilter
+
     object_type, separator, object_id = text.partition(":")
     if separator and object_type and object_id:
         return _with(event_filter, objects=audit_log.by_objects([(object_type, object_id)]))
+    live = [
+        *(
+            ("group", str(pk))
+            for pk in Group.objects.filter(organization=organization, name__icontains=text)
+            .order_by("name")
+            .values_list("pk", flat=True)[: RESOLVE_CAP + 1]
+        ),
+        *(
+            ("ip_filter", str(pk))
+            for pk in IpFilter.objects.filter(organization=organization, name__icontains=text)
+            .order_by("name")
+            .values_list("pk", flat=True)[: RESOLVE_CAP + 1]
+        ),
+    ]
     naming = [name for name in audit_log.action_vocabulary() if name.endswith(NAMING_SUFFIXES)]
-    objects = list(
+    recorded = _first_distinct(
         visible.filter(action__in=naming, object_repr__icontains=text)
-        .order_by("object_type", "object_id")
+        .order_by()
         .values_list("object_type", "object_id")
-        .distinct()[: RESOLVE_CAP + 1]
     )
-    objects, notes = _capped(objects, "objects", text)
+    objects, notes = _capped(list(dict.fromkeys([*live, *recorded])), "objects", text)
     if not objects:
         notes = (f"No object is named like “{text}”.",)
     return _with(event_filter, objects=audit_log.by_objects(objects)).with_notes(*notes)
