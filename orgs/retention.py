@@ -187,11 +187,12 @@ def ensure_partitions(*, now: datetime, months_ahead: int = MONTHS_AHEAD) -> lis
         if not covered:
             name = f"{table}_p{month:%Y%m}"
             with transaction.atomic(), connection.cursor() as cursor:
-                # Names and bounds are made here from dates, never from input.
+                # Names and bounds are made here from dates, never from input; DDL takes no
+                # bound parameters.
                 cursor.execute(
-                    f"CREATE TABLE {connection.ops.quote_name(name)} PARTITION OF "  # noqa: S608
-                    f"{connection.ops.quote_name(table)} FOR VALUES FROM (%s) TO (%s)",
-                    [month, ends],
+                    f"CREATE TABLE {connection.ops.quote_name(name)} PARTITION OF "
+                    f"{connection.ops.quote_name(table)} FOR VALUES "
+                    f"FROM ('{month.isoformat()}') TO ('{ends.isoformat()}')"
                 )
             created.append(name)
         month = ends
