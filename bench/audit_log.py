@@ -19,7 +19,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from bench.common import ROOT, median_ms, report, setup_django, timed
+from bench.common import ROOT, report, setup_django
+from bench.console_list import measure
 
 TOKENS = 200
 GROUPS = 5
@@ -192,23 +193,6 @@ def seed_events(organization, count: int) -> float:  # noqa: ANN001
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     return time.perf_counter() - started
-
-
-def measure(client, url: str, repeat: int, **headers) -> tuple[float, int]:  # noqa: ANN001
-    from django.db import connection
-
-    for _ in range(5):
-        response = client.get(url, **headers)
-        assert response.status_code == 200, (url, response.status_code)
-    executed = []
-
-    def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202
-        executed.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        client.get(url, **headers)
-    return median_ms(timed(lambda: client.get(url, **headers), repeat)), len(executed)
 
 
 def requests_for(organization) -> dict[str, tuple[str, dict]]:  # noqa: ANN001

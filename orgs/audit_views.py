@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from orgs import audit_log
@@ -384,7 +385,8 @@ def log(request: HttpRequest) -> HttpResponse:
     context["page"] = page
     template = "audit/log.html#results" if partial else "audit/log.html"
     response = render(request, template, context, status=status)
-    response["Vary"] = "HX-Request"
+    # One URL answers a page or its fragment: a cache must not give one for the other.
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 

@@ -1,23 +1,14 @@
-import argparse
 import json
 import sys
-from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orgs import retention
+from orgs.management.commands.purge_technical_users import EXIT_INTERRUPTED
+from orgs.management.commands.purge_technical_users import _duration as duration
 from orgs.principals import Principal
-from tokens.durations import parse_duration, to_text
-
-EXIT_INTERRUPTED = 130
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+from tokens.durations import to_text
 
 
 class Command(BaseCommand):
@@ -34,7 +25,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
-            type=_duration,
+            type=duration,
             metavar="DURATION",
             help="Remove events older than this: 90d, 365d (at least 1d). Default: "
             "KEYWARD_AUDIT_RETENTION_DAYS days.",
