@@ -80,7 +80,8 @@ def _organization(slug: str):  # noqa: ANN202
 
 def _rows(organization, count: int, now: datetime) -> Iterator[tuple]:  # noqa: ANN001
     """``count`` events over the last two years, oldest first, four at a time sharing one
-    timestamp (ties the cursor must settle by id)."""
+    timestamp (ties the cursor must settle by id). What they refer to is read here, before the
+    first row: the rows are made while COPY holds the connection."""
     from django.db import connection
 
     from orgs.models import Group, User
@@ -97,6 +98,10 @@ def _rows(organization, count: int, now: datetime) -> Iterator[tuple]:  # noqa: 
     start = now - timedelta(days=730)
     step = max(1, int(timedelta(days=729).total_seconds() * 1_000_000) // max(1, count // 4))
     start_us = int(start.timestamp()) * 1_000_000
+    return _generate(organization, count, tokens, groups, admin, sqlite, start_us, step)
+
+
+def _generate(organization, count, tokens, groups, admin, sqlite, start_us, step):  # noqa: ANN001, ANN202, PLR0913
     for index in range(count):
         moment_us = start_us + (index // 4) * step
         if moment_us % 1_000_000 == 0:
