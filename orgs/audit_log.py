@@ -351,7 +351,10 @@ class AuditLog:
             return 0
         if len(branches) == 1:
             return branches[0][: cap + 1].count()
-        return len(_merge_keys([b.order_by(*NEWEST_FIRST) for b in branches], cap + 1, False))
+        sql, params = _merged_sql([b.order_by(*NEWEST_FIRST) for b in branches], cap + 1, False)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS merged", params)  # noqa: S608
+            return cursor.fetchone()[0]
 
     def chunks(self, size: int = EXPORT_CHUNK) -> Iterator[list[AuditEvent]]:
         """Every matching event, newest first, ``size`` at a time, each chunk one short query
@@ -370,11 +373,19 @@ def _merge_keys(
     branches: list[QuerySet[AuditEvent]], limit: int, newer: bool
 ) -> list[tuple[Any, int]]:
     """The first ``limit`` (occurred_at, id) keys over several ordered branches, duplicates
-    removed: each branch stops after ``limit`` rows in its own index, then one UNION merges.
+    removed: each branch stops after ``limit`` rows in its own index, then one UNION merges."""
+    sql, params = _merged_sql(branches, limit, newer)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(moment, event_id) for moment, event_id in cursor.fetchall()]
 
-    Written as SQL because Django refuses LIMIT inside the parts of a UNION on SQLite; each part
-    is the branch's own compiled query, so its parameters stay bound.
-    """
+
+def _merged_sql(
+    branches: list[QuerySet[AuditEvent]], limit: int, newer: bool
+) -> tuple[str, list[Any]]:
+    """The SQL of _merge_keys. Written by hand because Django refuses LIMIT inside the parts
+    of a UNION on SQLite; each part is the branch's own compiled query, so its parameters
+    stay bound."""
     parts, params = [], []
     for index, branch in enumerate(branches):
         sql, part_params = branch.values_list("occurred_at", "id")[:limit].query.sql_with_params()
@@ -383,6 +394,4 @@ def _merge_keys(
     direction = "ASC" if newer else "DESC"
     # Every part selects (occurred_at, id) in that order; SQL from compiled querysets only.
     statement = " UNION ".join(parts) + f" ORDER BY 1 {direction}, 2 {direction} LIMIT {int(limit)}"
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return [(moment, event_id) for moment, event_id in cursor.fetchall()]
+    return statement, params

@@ -178,6 +178,8 @@ def test_a_token_name_matching_several_tokens_pages_each_event_once(
     assert len(seen) == expected.count() == 2 + 6  # two creations, six renamings
     rows = as_alice.get(log_url(), {"token": "robot"}).content.decode()
     assert "Robot two v5" in rows
+    counted = as_alice.get(log_url(), {"token": "robot", "count": "1"}, HTTP_HX_REQUEST="true")
+    assert "8 events match" in counted.content.decode()
 
 
 def test_a_deleted_token_is_still_found_by_its_name(as_alice, world, org_admin):
