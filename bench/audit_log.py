@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--small", type=int, default=1_000, help="events of the small log")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--skip-export", action="store_true", help="do not export every event")
+    parser.add_argument(
+        "--skip-pages", action="store_true", help="only seed and export (pages measured apart)"
+    )
     parser.add_argument("--export-child", metavar="SLUG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.export_child:
@@ -331,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
     rounds = 5
     samples: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
     queries: dict[str, dict[str, int]] = {"small": {}, "large": {}}
-    for _round in range(rounds):
+    for _round in range(0 if args.skip_pages else rounds):
         for name in urls["small"]:
             for label in ("small", "large"):
                 url, headers = urls[label][name]
@@ -341,11 +344,11 @@ def main(argv: list[str] | None = None) -> dict:
                 samples[label].setdefault(name, []).append(milliseconds)
                 queries[label][name] = count
     for label, count in (("small", args.small), ("large", args.events)):
-        for name in urls[label]:
+        for name in urls[label] if not args.skip_pages else ():
             median = statistics.median(samples[label][name])
             rows.append((f"{count:,} events: {name} median ms", round(median, 3), ""))
             rows.append((f"{count:,} events: {name} queries", queries[label][name], "constant"))
-    for name in urls["small"]:
+    for name in urls["small"] if not args.skip_pages else ():
         ratio = statistics.median(samples["large"][name]) / statistics.median(
             samples["small"][name]
         )
