@@ -261,10 +261,19 @@ def export_child(slug: str) -> None:
     response = client.get(f"/o/{slug}/audit/export.csv")
     size = lines = 0
     last = b""
+    reported = 0
     for chunk in response.streaming_content:
         size += len(chunk)
         lines += chunk.count(b"\n")
         last = chunk
+        if lines - reported >= 1_000_000:
+            reported = lines
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"PROGRESS {lines:,} lines in {time.perf_counter() - started:.0f} s, "
+                f"peak memory {peak:.1f} MB",
+                flush=True,
+            )
     print(
         "CHILD "
         + json.dumps(
@@ -280,16 +289,22 @@ def export_child(slug: str) -> None:
 
 
 def measure_export(slug: str) -> dict:
-    result = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-m", "bench.audit_log", "--export-child", slug],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
-    if result.returncode != 0:
-        raise SystemExit(f"export failed:\n{result.stderr[-3000:]}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith("CHILD "))
-    return json.loads(line.removeprefix("CHILD "))
+    figures = None
+    for line in child.stdout:
+        if line.startswith("PROGRESS "):
+            print(f"  export {slug}: {line.removeprefix('PROGRESS ').strip()}", file=sys.stderr)
+        elif line.startswith("CHILD "):
+            figures = json.loads(line.removeprefix("CHILD "))
+    if child.wait() != 0 or figures is None:
+        raise SystemExit(f"export of {slug} failed")
+    return figures
 
 
 def main(argv: list[str] | None = None) -> dict:

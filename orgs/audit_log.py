@@ -276,21 +276,29 @@ class AuditLog:
         limit: int,
         offset: int = 0,
         settled_before: datetime | None = None,
-    ) -> list[AuditEvent]:
+        fields: tuple[str, ...] | None = None,
+    ) -> list[Any]:
         """Up to ``limit`` events after ``offset`` from ``position``, in reading order (oldest
-        first when reading newer events, newest first otherwise)."""
+        first when reading newer events, newest first otherwise): model instances, or tuples
+        of ``fields`` (which start with occurred_at and id) for reading in bulk."""
         branches = self.branches(settled_before=settled_before)
         if not branches:
             return []
         ordering = OLDEST_FIRST if newer else NEWEST_FIRST
         reached = [self._from(branch, position, newer).order_by(*ordering) for branch in branches]
         if len(reached) == 1:
-            return list(reached[0][offset : offset + limit])
+            chosen = reached[0] if fields is None else reached[0].values_list(*fields)
+            return list(chosen[offset : offset + limit])
         keys = _merge_keys(reached, offset + limit, newer)[offset:]
-        by_id = self.visible.order_by().in_bulk([event_id for _moment, event_id in keys])
-        events = [by_id[event_id] for _moment, event_id in keys if event_id in by_id]
-        events.sort(key=Position.of, reverse=not newer)
-        return events
+        ids = [event_id for _moment, event_id in keys]
+        if fields is None:
+            by_id = self.visible.order_by().in_bulk(ids)
+            events = [by_id[event_id] for _moment, event_id in keys if event_id in by_id]
+            events.sort(key=Position.of, reverse=not newer)
+            return events
+        rows = list(self.visible.order_by().filter(pk__in=ids).values_list(*fields))
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=not newer)
+        return rows
 
     # Reading ------------------------------------------------------------------------------
 
@@ -356,17 +364,20 @@ class AuditLog:
             cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS merged", params)  # noqa: S608
             return cursor.fetchone()[0]
 
-    def chunks(self, size: int = EXPORT_CHUNK) -> Iterator[list[AuditEvent]]:
-        """Every matching event, newest first, ``size`` at a time, each chunk one short query
-        that starts where the last ended (no offset, no open transaction, flat memory)."""
+    def chunks(
+        self, size: int = EXPORT_CHUNK, fields: tuple[str, ...] = ("occurred_at", "id")
+    ) -> Iterator[list[tuple]]:
+        """Every matching event as a tuple of ``fields`` (occurred_at and id first), newest
+        first, ``size`` at a time: each chunk one short query that starts where the last ended
+        (no offset, no open transaction, flat memory)."""
         position = None
         while True:
-            rows = self._read(position=position, newer=False, limit=size)
+            rows = self._read(position=position, newer=False, limit=size, fields=fields)
             if rows:
                 yield rows
             if len(rows) < size:
                 return
-            position = Position.of(rows[-1])
+            position = Position(rows[-1][0], rows[-1][1])
 
 
 def _merge_keys(
