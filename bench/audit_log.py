@@ -247,6 +247,29 @@ def requests_for(organization, count: int) -> dict[str, tuple[str, dict]]:  # no
     }
 
 
+def sql_ms(client, url: str, repeat: int, **headers) -> float:  # noqa: ANN001
+    """Median milliseconds a request spends in the database (all its queries): on a machine
+    shared with other work, this moves less than the wall time of the whole request."""
+    from django.db import connection
+
+    spent: list[float] = []
+
+    def clock(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    samples = []
+    for _ in range(repeat):
+        spent.clear()
+        with connection.execute_wrapper(clock):
+            client.get(url, **headers)
+        samples.append(sum(spent) * 1000)
+    return statistics.median(samples)
+
+
 def export_child(slug: str) -> None:
     """Stream the organization's whole export here and print its figures (the parent reads
     this process's peak memory)."""
@@ -349,6 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
     rounds = 5
     samples: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
     queries: dict[str, dict[str, int]] = {"small": {}, "large": {}}
+    database_time: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
     for _round in range(0 if args.skip_pages else rounds):
         for name in urls["small"]:
             for label in ("small", "large"):
@@ -358,16 +382,25 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 samples[label].setdefault(name, []).append(milliseconds)
                 queries[label][name] = count
+                database_time[label].setdefault(name, []).append(
+                    sql_ms(clients[label], url, max(1, args.repeat // rounds), **headers)
+                )
     for label, count in (("small", args.small), ("large", args.events)):
         for name in urls[label] if not args.skip_pages else ():
             median = statistics.median(samples[label][name])
             rows.append((f"{count:,} events: {name} median ms", round(median, 3), ""))
             rows.append((f"{count:,} events: {name} queries", queries[label][name], "constant"))
+            in_database = statistics.median(database_time[label][name])
+            rows.append((f"{count:,} events: {name} SQL median ms", round(in_database, 3), ""))
     for name in urls["small"] if not args.skip_pages else ():
         ratio = statistics.median(samples["large"][name]) / statistics.median(
             samples["small"][name]
         )
         rows.append((f"ratio {name}", round(ratio, 3), "<= 1.5"))
+        sql_ratio = statistics.median(database_time["large"][name]) / statistics.median(
+            database_time["small"][name]
+        )
+        rows.append((f"ratio {name}, SQL only", round(sql_ratio, 3), "(shown beside)"))
     if not args.skip_export:
         for label in ("small", "large"):
             figures_of = measure_export(organizations[label].slug)
