@@ -124,3 +124,11 @@ def invitations_addressed_to(user: object) -> Q:
     if not email:
         return by_name & ~Q(username="")
     return (Q(email__iexact=email) & ~Q(email="")) | (by_name & ~Q(username=""))
+
+
+def groups_with_readable_events(principal: Principal) -> Q:
+    """The groups whose part of the audit log the principal reads: every group organization-wide,
+    otherwise those it administers."""
+    if principal.organization_wide:
+        return _within(principal, "organization", Q())
+    return _within(principal, "organization", Q(pk__in=principal.administered_group_ids))

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["auth", "creation", "console_list", "cleanup", "webhooks"]
+BENCHMARKS = ["auth", "creation", "console_list", "cleanup", "webhooks", "audit_log"]
 
 
 def main() -> None:

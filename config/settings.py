@@ -423,6 +423,21 @@ KEYWARD_WEBHOOK_ALLOWED_HOSTS = env_list("KEYWARD_WEBHOOK_ALLOWED_HOSTS")
 KEYWARD_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("KEYWARD_WEBHOOK_TIMEOUT_SECONDS", "5"))
 KEYWARD_WEBHOOK_HTTPS_ONLY = not DEBUG
 
+# Audit events older than this many days are removed by prune_audit_events (run it daily);
+# unset keeps every event forever.
+_audit_retention = os.environ.get("KEYWARD_AUDIT_RETENTION_DAYS", "").strip()
+if _audit_retention and not (
+    _audit_retention.isascii()
+    and _audit_retention.isdigit()
+    and 1 <= int(_audit_retention) <= 36500
+):
+    raise ImproperlyConfigured(
+        "KEYWARD_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500, or unset "
+        f"to keep audit events forever (got {_audit_retention!r})."
+    )
+KEYWARD_AUDIT_RETENTION_DAYS = int(_audit_retention) if _audit_retention else None
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Field, Query, Router
 from pydantic import ConfigDict
 
@@ -15,17 +16,20 @@ from api.support import (
     MAX_ID,
     CamelSchema,
     InputSchema,
-    Page,
-    Paging,
-    paginate,
     permission_note,
     principal_of,
     requires,
     responses,
 )
+from orgs import audit_log
+from orgs.audit_log import AuditLog, EventFilter, InvalidCursor
 from orgs.models import AuditEvent
 
 router = Router(tags=["organization"])
+
+# Offsets walk every row they skip; past this many, cursors go on where offsets stop.
+MAX_AUDIT_OFFSET = 10_000
+MAX_AUDIT_COUNT = 10_000
 
 
 # Schemas -------------------------------------------------------------------------------------
@@ -128,8 +132,73 @@ class AuditFilters(InputSchema):
         description="An action (token.revoked), or a prefix ending in a dot (token.).",
         json_schema_extra={"example": "token."},
     )
+    object_type: str | None = Field(
+        None,
+        max_length=40,
+        description="With objectId: events about one object (api_token, group, user, ...).",
+        json_schema_extra={"example": "api_token"},
+    )
+    object_id: str | None = Field(
+        None,
+        max_length=40,
+        description="With objectType: the object's id.",
+        json_schema_extra={"example": "57"},
+    )
+    group_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Events of this group (its tokens, members, itself)."
+    )
     since: datetime | None = Field(None, description="Events at or after this time.")
     until: datetime | None = Field(None, description="Events before this time.")
+
+
+class AuditPaging(InputSchema):
+    limit: int = Field(
+        50,
+        ge=1,
+        le=200,
+        description="How many events, 1 to 200.",
+        json_schema_extra={"example": 50},
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=audit_log.MAX_CURSOR_LENGTH,
+        description="A `nextCursor` from an earlier answer: go on from there. Opaque; keeps "
+        "working across releases and while new events arrive.",
+    )
+    order: Literal["desc", "asc"] = Field(
+        "desc",
+        description="`desc`: newest first (the console's order). `asc`: oldest first, for "
+        "reading the log forward and resuming (SIEM); leaves out the last "
+        f"{int(audit_log.SETTLE.total_seconds())} seconds until they settle.",
+    )
+    offset: int = Field(
+        0,
+        ge=0,
+        le=MAX_AUDIT_OFFSET,
+        description=f"How many events to skip, at most {MAX_AUDIT_OFFSET:,}: kept for older "
+        "clients. Beyond it, and for anything that pulls the log regularly, follow "
+        "`nextCursor`. Not with `cursor`.",
+        json_schema_extra={"example": 0},
+    )
+
+
+class AuditEventPage(CamelSchema):
+    items: list[AuditEventOut]
+    count: int | None = Field(
+        description=f"Without a cursor, newest first: how many events match, counted up to "
+        f"{MAX_AUDIT_COUNT:,} (see countIsCapped). Null when paging by cursor or oldest first."
+    )
+    count_is_capped: bool = Field(
+        description=f"More than {MAX_AUDIT_COUNT:,} events match; count stops there."
+    )
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` (with the same `order`) for the next page. Newest "
+        "first: null when there are no older events. Oldest first: where to resume, also "
+        "after an empty page (you are caught up: ask again later with the same cursor); null "
+        "only when nothing was read yet."
+    )
 
 
 # Translation ---------------------------------------------------------------------------------
@@ -206,33 +275,80 @@ def me(request: HttpRequest) -> PrincipalOut:
 @router.get(
     "/audit-events",
     auth=requires("api.audit-events.read"),
-    response=responses({200: Page[AuditEventOut]}),
+    response=responses({200: AuditEventPage}),
     by_alias=True,
     tags=["audit"],
     summary="Read the audit log",
-    description="Newest first. Organization-wide for organization admins and tokens; a group "
-    "token or group admin sees its groups' events. " + permission_note("api.audit-events.read"),
+    description="Organization-wide for organization admins and tokens; a group token or group "
+    "admin sees its groups' events. Newest first by default; page with `nextCursor` (`cursor` "
+    "in), or with `offset` up to "
+    f"{MAX_AUDIT_OFFSET:,}. To pull the log into a SIEM, read oldest first (`order=asc`, "
+    "optionally from `since`) and keep the last `nextCursor`: each pull resumes after the last "
+    "event it returned, so events that arrive meanwhile come on a later pull, none lost and "
+    "none twice. Oldest first leaves out events younger than "
+    f"{int(audit_log.SETTLE.total_seconds())} seconds: an event becomes visible when its "
+    "change commits, and waiting lets one committed a moment late arrive before the cursor "
+    "passes its time. " + permission_note("api.audit-events.read"),
 )
 def list_audit_events(
-    request: HttpRequest, filters: Query[AuditFilters], paging: Query[Paging]
+    request: HttpRequest, filters: Query[AuditFilters], paging: Query[AuditPaging]
 ) -> dict[str, Any]:
-    events = AuditEvent.objects.visible_to(principal_of(request))
-    if filters.actor_id is not None:
-        events = events.filter(actor_id=filters.actor_id)
-    if filters.token_id is not None:
-        events = events.for_token(filters.token_id)
-    if filters.action:
-        if filters.action.endswith("."):
-            events = events.filter(action__startswith=filters.action)
-        else:
-            events = events.filter(action=filters.action)
+    events = AuditLog(AuditEvent.objects.visible_to(principal_of(request)), _audit_filter(filters))
+    position = None
+    if paging.cursor is not None:
+        if paging.offset:
+            raise ValidationError({"offset": ["Give either offset or cursor, not both."]})
+        try:
+            position = audit_log.decode_cursor(paging.cursor)
+        except InvalidCursor as error:
+            raise ValidationError(
+                {"cursor": [f"{error} Start again without it (or from since)."]}
+            ) from None
+    if paging.order == "asc" and paging.offset:
+        raise ValidationError({"offset": ["Oldest first pages by cursor only."]})
+    count = None
+    if paging.order == "asc":
+        items, more = events.oldest_first(after=position, limit=paging.limit, now=timezone.now())
+        last = items[-1] if items else None
+        resume = audit_log.Position.of(last) if last else position
+        next_cursor = audit_log.encode_cursor(resume) if resume else None
+    else:
+        items, more = events.newest_first(before=position, limit=paging.limit, offset=paging.offset)
+        next_cursor = audit_log.encode_cursor(audit_log.Position.of(items[-1])) if more else None
+        if position is None:
+            count = events.capped_count(MAX_AUDIT_COUNT)
+    return {
+        "items": [_event_out(event) for event in items],
+        "count": min(count, MAX_AUDIT_COUNT) if count is not None else None,
+        "count_is_capped": count is not None and count > MAX_AUDIT_COUNT,
+        "limit": paging.limit,
+        "offset": paging.offset,
+        "next_cursor": next_cursor,
+    }
+
+
+def _audit_filter(filters: AuditFilters) -> EventFilter:
     since, until = _utc(filters.since, "since"), _utc(filters.until, "until")
-    if since is not None:
-        events = events.filter(occurred_at__gte=since)
-    if until is not None:
-        events = events.filter(occurred_at__lt=until)
     if since and until and since > until:
         raise ValidationError({"since": ["since must not be after until."]})
-    page = paginate(events.order_by("-occurred_at", "-id"), paging)
-    page["items"] = [_event_out(event) for event in page["items"]]
-    return page
+    if (filters.object_type is None) != (filters.object_id is None):
+        raise ValidationError(
+            {
+                "objectId" if filters.object_id is None else "objectType": [
+                    "Give objectType and objectId together: they name one object."
+                ]
+            }
+        )
+    return EventFilter(
+        actors=None if filters.actor_id is None else audit_log.by_actor_ids([filters.actor_id]),
+        tokens=None if filters.token_id is None else audit_log.by_token_ids([filters.token_id]),
+        actions=None
+        if not filters.action
+        else audit_log.by_actions(audit_log.actions_matching(filters.action)),
+        objects=None
+        if filters.object_type is None
+        else audit_log.by_objects([(filters.object_type, filters.object_id)]),
+        groups=None if filters.group_id is None else audit_log.by_group_ids([filters.group_id]),
+        since=since,
+        until=until,
+    )

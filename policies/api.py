@@ -29,10 +29,10 @@ from api.support import (
     requires,
     responses,
 )
+from orgs.durations import to_text
 from orgs.principals import Principal
 from policies import services
 from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
-from tokens.durations import to_text
 
 router = Router(tags=["policies"])
 

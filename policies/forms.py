@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from orgs.durations import to_text
 from policies.models import IpFilter, ScopePolicy
-from tokens.durations import to_text
 
 SHOWN_ERRORS = 50
 LINE_SHOWN = 200

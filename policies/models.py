@@ -10,9 +10,9 @@ from django.db import models
 from django.utils import timezone
 
 from access import visibility
+from orgs.durations import format_duration
 from orgs.models import KeyedName, Organization, User
 from policies import rules as ip_rules
-from tokens.durations import format_duration
 
 if TYPE_CHECKING:
     from access.principal import Principal

@@ -21,11 +21,11 @@ from access import rules
 from access.errors import NotFound, VersionConflict
 from access.principal import Principal
 from orgs import audit, names
+from orgs.durations import format_duration, parse_duration
 from orgs.models import Organization
 from policies import rules as ip_rules
 from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
 from tokens import services as token_services
-from tokens.durations import format_duration, parse_duration
 from tokens.models import ApiToken, TokenStatus
 
 NAME_MAX_LENGTH = 100

@@ -134,7 +134,19 @@ FORMS = {
     "audit filters": (
         "get",
         "/o/acme/audit/",
-        ("actor", "actor_kind", "token", "action", "object", "since", "until", "page"),
+        (
+            "actor",
+            "actor_kind",
+            "token",
+            "action",
+            "object",
+            "group",
+            "since",
+            "until",
+            "before",
+            "after",
+            "count",
+        ),
     ),
     "password change": ("post", "/password/", ("old_password", "new_password1", "new_password2")),
 }

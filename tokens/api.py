@@ -29,10 +29,10 @@ from api.support import (
     requires,
     responses,
 )
+from orgs.durations import parse_duration, parse_expiry
 from orgs.models import Group, User
 from orgs.principals import Principal
 from policies.models import IpFilter
-from tokens.durations import parse_duration, parse_expiry
 from tokens.models import ApiToken, ApiTokenQuerySet, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import (
     DEFAULT,

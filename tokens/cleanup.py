@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from access.errors import DomainError
 from orgs import audit
+from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
 from tokens import usage
-from tokens.durations import format_duration, to_text
 from tokens.models import ApiToken, TokenStatus
 from tokens.services import revoke_token
 

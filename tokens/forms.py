@@ -8,8 +8,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from access import catalog
+from orgs.durations import MAX_DURATION, end_of_day, format_duration
 from policies.models import IpFilter, ScopePolicy
-from tokens.durations import MAX_DURATION, end_of_day, format_duration
 from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
 
 ROLE_CHOICES = [

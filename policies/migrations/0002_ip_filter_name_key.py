@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     """IP filter names follow the one rule for names (orgs.names): repaired where they break it,
     unique in the organization by look-alike key (not only by case). Each repair is audited."""
 
-    dependencies = [("policies", "0001_initial"), ("orgs", "0003_group_name_key")]
+    dependencies = [("policies", "0001_initial"), ("orgs", "0005_group_name_key")]
 
     operations = [
         migrations.RemoveConstraint(model_name="ipfilter", name="ip_filter_name_unique_in_org"),

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokens.durations import format_duration, parse_duration, to_text
+from orgs.durations import format_duration, parse_duration, to_text
 
 
 @pytest.mark.parametrize(

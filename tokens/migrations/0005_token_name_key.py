@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     token pasted into a name is masked), unique in their scope by look-alike key. Each repair
     is an audit event; the technical user keeps the token's name."""
 
-    dependencies = [("tokens", "0004_revoked_by"), ("orgs", "0003_group_name_key")]
+    dependencies = [("tokens", "0004_revoked_by"), ("orgs", "0005_group_name_key")]
 
     operations = [
         migrations.RemoveConstraint(model_name="apitoken", name="token_name_unique_in_org"),

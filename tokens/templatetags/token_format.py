@@ -8,7 +8,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from tokens.durations import format_duration
+from orgs.durations import format_duration
 from tokens.models import ApiToken, TokenRole
 
 register = template.Library()

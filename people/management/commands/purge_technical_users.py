@@ -1,24 +1,13 @@
-import argparse
 import json
 import sys
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from orgs.durations import EXIT_INTERRUPTED, duration_argument
 from orgs.principals import Principal
 from tokens import cleanup
-from tokens.durations import parse_duration
 from tokens.progress import ProgressBar
-
-EXIT_INTERRUPTED = 130
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class Command(BaseCommand):
@@ -32,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
-            type=_duration,
+            type=duration_argument,
             required=True,
             metavar="DURATION",
             help="How long a technical user must have been without a token and silent in the "

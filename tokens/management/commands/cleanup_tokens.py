@@ -1,26 +1,16 @@
-import argparse
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from orgs.durations import EXIT_INTERRUPTED, duration_argument
 from orgs.models import Organization
 from orgs.principals import Principal
 from tokens import cleanup
-from tokens.durations import parse_duration
 from tokens.progress import ProgressBar
-
-EXIT_INTERRUPTED = 130
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class Command(BaseCommand):
@@ -37,7 +27,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--expired-for",
-            type=_duration,
+            type=duration_argument,
             default="30d",
             metavar="DURATION",
             help="Delete tokens expired at least this long ago: 90m, 12h, 30d (default 30d).",
@@ -49,13 +39,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--revoked-for",
-            type=_duration,
+            type=duration_argument,
             metavar="DURATION",
             help="Also delete tokens revoked at least this long ago (default: keep them).",
         )
         parser.add_argument(
             "--unused-for",
-            type=_duration,
+            type=duration_argument,
             metavar="DURATION",
             help="Revoke active tokens not used (nor created) within this duration; they can be "
             "restored. Each revocation gets its own audit event.",

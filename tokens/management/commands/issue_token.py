@@ -3,9 +3,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from access.errors import DomainError, describe
+from orgs.durations import parse_duration, parse_expiry
 from orgs.models import Organization
 from orgs.principals import Principal
-from tokens.durations import parse_duration, parse_expiry
 from tokens.services import DEFAULT, create_token
 
 

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from tokens.durations import parse_duration
+from orgs.durations import parse_duration
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
 BATCH = 1000

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     """Group names follow the one rule for names (orgs.names): repaired where they break it,
     unique in the organization by look-alike key. Each repair is an audit event."""
 
-    dependencies = [("orgs", "0002_versions")]
+    dependencies = [("orgs", "0004_audit_no_global_time_index")]
 
     operations = [
         migrations.AddField(

@@ -68,3 +68,18 @@ def parse_expiry(text: str) -> datetime:
             f"{text[:40]!r} is not a date or date-time; write 2027-02-01 (the end of that day, "
             "UTC) or 2027-02-01T12:00:00Z"
         ) from None
+
+
+def duration_argument(text: str) -> timedelta:
+    """An argparse ``type`` for options such as ``--older-than 90d``: the error names what is
+    accepted."""
+    import argparse
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# A command interrupted with Ctrl-C exits like a shell job interrupted by SIGINT.
+EXIT_INTERRUPTED = 130
