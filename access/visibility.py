@@ -132,3 +132,10 @@ def groups_with_readable_events(principal: Principal) -> Q:
     if principal.organization_wide:
         return _within(principal, "organization", Q())
     return _within(principal, "organization", Q(pk__in=principal.administered_group_ids))
+
+
+def audit_exports(principal: Principal) -> Q:
+    """An audit export holds what its requester could read when they asked: theirs alone."""
+    if principal.user is None:
+        return NOTHING
+    return _within(principal, "organization", Q(requested_by=principal.user))

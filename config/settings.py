@@ -423,6 +423,11 @@ KEYWARD_WEBHOOK_ALLOWED_HOSTS = env_list("KEYWARD_WEBHOOK_ALLOWED_HOSTS")
 KEYWARD_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("KEYWARD_WEBHOOK_TIMEOUT_SECONDS", "5"))
 KEYWARD_WEBHOOK_HTTPS_ONLY = not DEBUG
 
+# Where the worker writes audit exports too large to stream (KEYWARD_EXPORT_STREAM_LIMIT events
+# and more); the web server reads them back to the person who asked. Shared by both.
+KEYWARD_EXPORT_DIR = os.environ.get("KEYWARD_EXPORT_DIR", str(LOCAL_DIR / "exports"))
+KEYWARD_EXPORT_STREAM_LIMIT = env_int("KEYWARD_EXPORT_STREAM_LIMIT", 100_000)
+
 # Audit events older than this many days are removed by prune_audit_events (run it daily);
 # unset keeps every event forever.
 _audit_retention = os.environ.get("KEYWARD_AUDIT_RETENTION_DAYS", "").strip()

@@ -16,19 +16,29 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from access import rules, visibility
 from orgs import audit_log
+from orgs import exports as audit_exports
 from orgs.audit_log import AuditLog, EventFilter, InvalidCursor, Position
 from orgs.console import organization_view
-from orgs.models import AuditEvent, Group, Organization, OrganizationMembership
+from orgs.models import AuditEvent, AuditExport, Group, Organization, OrganizationMembership
 from orgs.principals import Principal
 
 PAGE_SIZE = 50
@@ -303,10 +313,13 @@ def _group_choices(principal: Principal) -> list[tuple[int, str]]:
     return list(groups.order_by("name").values_list("pk", "name"))
 
 
-def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, AuditLog]:
-    principal: Principal = request.principal  # type: ignore[attr-defined]
+def filtered_log(
+    principal: Principal, organization: Organization, query: QueryDict
+) -> tuple[AuditFilterForm, AuditLog]:
+    """The events a principal may read, narrowed by the filters of a query string (page
+    positions ignored): for the page, its export, and an export built in the background."""
     events = visible_events(principal)
-    filters = request.GET.copy()
+    filters = query.copy()
     for name in POSITION_PARAMETERS:
         filters.pop(name, None)
     form = AuditFilterForm(
@@ -317,8 +330,12 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, AuditLog]:
     event_filter = EventFilter()
     if form.is_bound:
         form.is_valid()
-        event_filter = form.event_filter(events, request.organization)  # type: ignore[attr-defined]
+        event_filter = form.event_filter(events, organization)
     return form, AuditLog(events, event_filter)
+
+
+def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, AuditLog]:
+    return filtered_log(request.principal, request.organization, request.GET)  # type: ignore[attr-defined]
 
 
 def _query(base: QueryDict, **extra: str) -> str:
@@ -410,7 +427,7 @@ EXPORT_FIELDS = (
 )
 
 
-def _rows(events: AuditLog) -> Iterator[str]:
+def csv_lines(events: AuditLog) -> Iterator[str]:
     """The CSV, a chunk of events at a time (constant memory at any size), ending with the
     END_MARKER line that a reader checks to know the file is whole."""
     writer = csv.writer(_Echo())
@@ -438,10 +455,70 @@ def export(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.errors:
         message = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    limit = settings.KEYWARD_EXPORT_STREAM_LIMIT
+    if events.capped_count(limit) > limit:
+        # Too long to stream before a server's request timeout cuts it: offer to prepare it.
+        return _exports_page(request, offer_query=_query(request.GET)[1:])
     organization = request.organization  # type: ignore[attr-defined]
-    response = StreamingHttpResponse(_rows(events), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(csv_lines(events), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().astimezone(UTC).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = (
         f'attachment; filename="audit-{organization.slug}-{stamp}.csv"'
     )
     return response
+
+
+def _exports_page(request: HttpRequest, offer_query: str | None = None) -> HttpResponse:
+    principal: Principal = request.principal  # type: ignore[attr-defined]
+    mine = AuditExport.objects.visible_to(principal).order_by("-created_at", "-id")[:20]
+    context = {
+        "section": "audit",
+        "exports": mine,
+        "offer_query": offer_query,
+        "stream_limit": f"{settings.KEYWARD_EXPORT_STREAM_LIMIT:,}",
+        "waiting": any(export.status in ("pending", "building") for export in mine),
+    }
+    partial = bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request  # type: ignore[attr-defined]
+    template = "audit/exports.html#export-list" if partial else "audit/exports.html"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view
+def exports(request: HttpRequest) -> HttpResponse:
+    """The person's audit exports prepared in the background; POST asks for one."""
+    visible_events(request.principal)  # type: ignore[attr-defined]
+    if request.method == "POST":
+        try:
+            audit_exports.request_export(
+                actor=request.principal,  # type: ignore[attr-defined]
+                organization=request.organization,  # type: ignore[attr-defined]
+                query=request.POST.get("query", ""),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request, "The export is being prepared; it appears here when it is ready."
+            )
+        return redirect("audit:exports", org_slug=request.organization.slug)  # type: ignore[attr-defined]
+    return _exports_page(request)
+
+
+@require_GET
+@organization_view
+def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
+    """A prepared export's file, for the person who asked for it, until it expires."""
+    visible_events(request.principal)  # type: ignore[attr-defined]
+    export = get_object_or_404(
+        AuditExport.objects.visible_to(request.principal),  # type: ignore[attr-defined]
+        pk=export_id,
+        status="ready",
+        expires_at__gt=timezone.now(),
+    )
+    path = audit_exports.path_of(export)
+    if not path.exists():
+        raise Http404("The file of this export is gone.")
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=path.name, content_type="text/csv"
+    )

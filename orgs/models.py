@@ -297,3 +297,49 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit events cannot be deleted.")
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    BUILDING = "building", "Being prepared"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class AuditExportQuerySet(models.QuerySet["AuditExport"]):
+    def visible_to(self, principal: Principal) -> AuditExportQuerySet:
+        """The principal's own exports (``access.visibility.audit_exports``)."""
+        return self.filter(visibility.audit_exports(principal))
+
+
+class AuditExport(models.Model):
+    """An export of the audit log too large to stream within a request: built by the worker
+    into a file, offered to the person who asked until it expires."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="audit_exports"
+    )
+    requested_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    # The audit page's filters as they were asked for (no page position).
+    query = models.CharField(max_length=2000, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ExportStatus.choices, default=ExportStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # A worker that took the export; another takes it over once this has passed (the first
+    # one died while building).
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    row_count = models.PositiveBigIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    objects = AuditExportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="audit_export_due")]
+
+    def __str__(self) -> str:
+        return f"audit export {self.pk} of {self.organization_id} ({self.status})"

@@ -7,11 +7,12 @@ from tokens.usage import buffer
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings):
+def _isolated(settings, tmp_path):
     """No background flusher, no throttle counters or usage left over between tests."""
     settings.KEYWARD_USAGE_FLUSH_THREAD = False
     # E-mail queued by a change goes out in the test's own thread, where the test can see it.
     settings.KEYWARD_EMAIL_SEND_AFTER_COMMIT = "inline"
+    settings.KEYWARD_EXPORT_DIR = str(tmp_path / "exports")
     # Argon2 is deliberately slow; tests create hundreds of users. tests/test_settings.py
     # checks the production list from the settings module itself.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

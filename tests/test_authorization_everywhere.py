@@ -12,6 +12,7 @@ import time_machine
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from orgs import exports
 from orgs.models import Role
 from people.services import invite, set_group_member
 from policies.services import create_ip_filter
@@ -56,6 +57,9 @@ CONSOLE = {
     "policies:policy-preview": (405, 405, 405, 405, 405, 405),
     "audit:log": (302, 200, 403, 200, 200, 404),
     "audit:export": (302, 200, 403, 200, 200, 404),
+    "audit:exports": (302, 200, 403, 200, 200, 404),
+    # An export prepared for the organization admin is theirs alone.
+    "audit:export-download": (302, 200, 403, 404, 404, 404),
     # Webhooks carry the organization's audit events: its admins only.
     "webhooks:list": (302, 200, 403, 403, 403, 404),
     "webhooks:create": (302, 200, 403, 403, 403, 404),
@@ -98,6 +102,11 @@ def test_every_console_url_has_a_row():
     assert set(CONSOLE) - console_url_names() == set(), "rows for URLs that do not exist"
 
 
+@pytest.fixture(autouse=True)
+def _export_directory(settings, tmp_path):
+    settings.KEYWARD_EXPORT_DIR = str(tmp_path / "exports")
+
+
 @pytest.fixture
 def people(world):
     erin = make_user("erin")
@@ -125,7 +134,10 @@ def test_each_person_gets_the_status_in_the_table(name, world, people, org_admin
         actor=org_admin, organization=world.acme, url="https://siem.example.com/", events=["*"]
     ).endpoint
     invitation = invite(actor=org_admin, organization=world.acme, email="someone@example.com")
+    export = exports.request_export(actor=org_admin, organization=world.acme, query="")
+    exports.build_due()
     kwargs = {
+        "export_id": export.pk,
         "invitation_id": invitation.pk,
         "org_slug": "acme",
         "token_id": token.pk,

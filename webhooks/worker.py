@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from mail import outbox
+from orgs import exports
 from webhooks import addresses, services, signing, transport
 from webhooks.models import (
     DeliveryStatus,
@@ -225,6 +226,8 @@ def run(*, stop: threading.Event, poll_seconds: float = 1.0) -> int:
             close_old_connections()  # a connection the database dropped is replaced
         try:
             outbox.deliver_due()
+            exports.build_due()
+            exports.remove_expired()
             made += deliver_due(stop=stop)
         except Exception:  # noqa: BLE001 (a database blip must not end the worker)
             logger.exception("Webhook worker cycle failed; retrying")

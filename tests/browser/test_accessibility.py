@@ -270,6 +270,7 @@ PAGES = [
     ConsolePage("security policy preview", "alice", policy_preview),
     ConsolePage("security policy, read only", "carol", goto("/o/acme/policy/")),
     ConsolePage("audit log", "alice", audit_log),
+    ConsolePage("audit exports", "alice", goto("/o/acme/audit/exports/")),
     ConsolePage("audit log, bad filters", "alice", goto("/o/acme/audit/?since=May&until=1")),
     ConsolePage("password change", "alice", password_change_errors),
     ConsolePage("403", "bob", goto("/o/acme/tokens/")),

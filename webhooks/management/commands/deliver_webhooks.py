@@ -4,13 +4,15 @@ import threading
 from django.core.management.base import BaseCommand, CommandParser
 
 from mail import outbox
+from orgs import exports
 from webhooks import worker
 
 
 class Command(BaseCommand):
     help = (
-        "Send queued webhook deliveries (and the e-mails about turned-off endpoints) until "
-        "stopped: SIGTERM or SIGINT finishes the delivery in hand and exits 0. With --once, "
+        "Keyward's background worker: send queued webhook deliveries and due e-mail, and prepare "
+        "audit exports too large to stream, until stopped: SIGTERM or SIGINT finishes the job in "
+        "hand and exits 0. With --once, "
         "deliver what is due now and exit (for cron and tests). Several workers may run at once "
         "on PostgreSQL; run one on SQLite."
     )
@@ -31,7 +33,12 @@ class Command(BaseCommand):
         if options["once"]:
             sent = outbox.deliver_due().sent
             made = worker.deliver_due()
-            self.stdout.write(f"{made} delivery attempts, {sent} e-mails sent.")
+            built = exports.build_due(limit=10)
+            exports.remove_expired()
+            self.stdout.write(
+                f"{made} delivery attempts, {sent} e-mails sent, {built.exports} audit exports "
+                f"prepared ({built.failed} failed)."
+            )
             return
         stop = threading.Event()
 
