@@ -30,14 +30,13 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from access import rules, visibility
 from orgs import audit_log
 from orgs import exports as audit_exports
 from orgs.audit_log import AuditLog, EventFilter, InvalidCursor, Position
-from orgs.console import organization_view
+from orgs.console import is_partial, organization_view, render_page_or_partial
 from orgs.models import AuditEvent, AuditExport, Group, Organization, OrganizationMembership
 from orgs.principals import Principal
 
@@ -357,7 +356,7 @@ def _position(request: HttpRequest, name: str) -> Position | None:
 def log(request: HttpRequest) -> HttpResponse:
     """The organization's audit log, newest first, filtered, one page at a time by cursor."""
     form, events = _filtered(request)
-    partial = bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request  # type: ignore[attr-defined]
+    partial = is_partial(request)
     context: dict[str, Any] = {
         "form": form,
         "section": "audit",
@@ -390,11 +389,7 @@ def log(request: HttpRequest) -> HttpResponse:
             context["older_url"] = _query(request.GET, before=page.older_cursor)
         context["first_page"] = before is None and after is None
     context["page"] = page
-    template = "audit/log.html#results" if partial else "audit/log.html"
-    response = render(request, template, context, status=status)
-    # One URL answers a page or its fragment: a cache must not give one for the other.
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render_page_or_partial(request, "audit/log.html", "results", context, status=status)
 
 
 def neutralise(value: Any) -> str:
@@ -478,9 +473,7 @@ def _exports_page(request: HttpRequest, offer_query: str | None = None) -> HttpR
         "stream_limit": f"{settings.KEYWARD_EXPORT_STREAM_LIMIT:,}",
         "waiting": any(export.status in ("pending", "building") for export in mine),
     }
-    partial = bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request  # type: ignore[attr-defined]
-    template = "audit/exports.html#export-list" if partial else "audit/exports.html"
-    return render(request, template, context)
+    return render_page_or_partial(request, "audit/exports.html", "export-list", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -7,17 +7,24 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 
 from access import catalog, rules
+from access.errors import Forbidden, NotFound
 from orgs.models import Organization
 from orgs.principals import Principal
 from policies.addresses import client_address
 
 
 def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve ``org_slug`` to an organization the signed-in person belongs to (else 404) and
-    set ``request.organization`` and ``request.principal`` for the view."""
+    """Resolve ``org_slug`` to an organization the signed-in person belongs to (else 404), set
+    ``request.organization`` and ``request.principal`` for the view, and answer the domain
+    errors a view lets through: NotFound is a 404 page, Forbidden a 403 page with its reason.
+    (Errors that belong beside a form's fields, a version conflict or a policy refusal, the
+    view shows on its form.)"""
 
     @login_required
     @wraps(view)
@@ -31,9 +38,36 @@ def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         request.principal = Principal.for_member(  # type: ignore[attr-defined]
             request.user, organization, address=client_address(request)
         )
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as error:
+            raise Http404(error.message) from None
+        except Forbidden as error:
+            raise PermissionDenied(error.message) from None
 
     return wrapper
+
+
+def is_partial(request: HttpRequest) -> bool:
+    """An HTMX request that wants a fragment (a history restore wants the whole page)."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def render_page_or_partial(
+    request: HttpRequest,
+    template: str,
+    partial: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+) -> HttpResponse:
+    """The page, or for an HTMX request its named partial; the answer varies on HX-Request, so
+    a cache never gives one for the other."""
+    name = f"{template}#{partial}" if is_partial(request) else template
+    response = render(request, name, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def console_permissions(request: HttpRequest) -> dict[str, Any]:

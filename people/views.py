@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from access import rules
-from access.errors import Forbidden, NotFound, VersionConflict
+from access.errors import NotFound, VersionConflict
 from orgs.console import organization_view
 from orgs.models import OrganizationMembership
 from orgs.principals import Principal
@@ -186,8 +186,6 @@ def invite(request: HttpRequest) -> HttpResponse:
             service_errors_to_form(form, error)
             if "email" in error.message_dict or "username" in error.message_dict:
                 form.add_error("addressee", _first_error(error))
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             messages.success(
                 request,
@@ -215,8 +213,6 @@ def withdraw(request: HttpRequest, invitation_id: int) -> HttpResponse:
         messages.error(request, "That invitation changed meanwhile; here it is as it is now.")
     except ValidationError as error:
         messages.error(request, _first_error(error))
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
     else:
         messages.success(request, f"Withdrew the invitation of {invitation.addressee}.")
     return redirect("members:people", org_slug=request.organization.slug)
@@ -239,8 +235,6 @@ def create_person(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             service_errors_to_form(form, error)
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             # The password is in this one response, never in a message or the session.
             response = _people_page(request, created=created)

@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access import rules
-from access.errors import Forbidden, NotFound, VersionConflict
+from access.errors import NotFound, VersionConflict
 from orgs.console import organization_view
 from webhooks import services
 from webhooks.forms import DeliveryFilterForm, EndpointForm, RotateForm, VersionForm, event_groups
@@ -130,8 +130,6 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_service_errors(error)
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             return _reveal(request, issued, rotated=False)
     return _form_page(request, form, None)
@@ -203,8 +201,6 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             form.add_error(None, error.message)
         except NotFound:
             return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             messages.success(request, "Webhook endpoint saved.")
             return _detail_redirect(request, endpoint)
@@ -228,8 +224,6 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             form.add_error(None, error.message)
         except NotFound:
             pass  # deleted meanwhile: the list no longer shows it either way
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             messages.success(request, "Webhook endpoint deleted.")
             return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
@@ -269,8 +263,6 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             form.add_error(None, error.message)
         except NotFound:
             return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             return _reveal(request, issued, rotated=True)
     return render(
@@ -290,8 +282,6 @@ def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         services.send_test_event(actor=request.principal, endpoint=endpoint)  # type: ignore[attr-defined]
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
     else:
         messages.success(
             request, "Test event queued: it appears below as soon as the worker sends it."
@@ -347,8 +337,6 @@ def delivery_redeliver(request: HttpRequest, endpoint_id: int, delivery_id: int)
         messages.error(request, " ".join(error.messages))
     except NotFound:
         messages.error(request, "This delivery no longer exists.")
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
     else:
         messages.success(request, "Queued again: it is sent with the same webhook-id.")
     return _detail_redirect(request, endpoint)
