@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from orgs.models import (
     AuditEvent,
+    AuditExport,
     Group,
     GroupMembership,
     Organization,
@@ -307,3 +308,22 @@ class AuditEventAdmin(ReadOnlyAdmin):
         if not event.via_token_id:
             return ""
         return f"{event.via_token_name} ({event.via_token_partial})"
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(ReadOnlyAdmin):
+    """Exports the worker builds: who asked, how far it got, when its file goes. Operators see
+    a stuck or failed export here; the file itself is offered only to the person who asked."""
+
+    list_display = (
+        "created_at",
+        "organization",
+        "requested_by",
+        "status",
+        "row_count",
+        "expires_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("organization__name", "requested_by__username", "error")
+    list_select_related = ("organization", "requested_by")
+    readonly_fields = [field.name for field in AuditExport._meta.fields]
