@@ -72,6 +72,7 @@ CONSOLE = {
     "webhooks:redeliver": (405, 405, 405, 405, 405, 405),
     # Invitations: the person's own, and the organization's People page.
     "my-invitations": (302, 200, 200, 200, 200, 200),
+    "report-leak": (302, 200, 200, 200, 200, 200),
     "invitation-accept": (302, 405, 405, 405, 405, 405),  # POST only
     "invitation-decline": (302, 405, 405, 405, 405, 405),
     "members:people": (302, 200, 403, 403, 403, 404),

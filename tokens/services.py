@@ -403,6 +403,34 @@ def create_token(
     return IssuedToken(token=token, secret=secret)
 
 
+def replacement_name(token: ApiToken) -> str:
+    """A free name for a leaked token's replacement: its name with " (replacement)", numbered
+    when that is taken too."""
+    for number in range(1, 100):
+        suffix = " (replacement)" if number == 1 else f" (replacement {number})"
+        name = token.name[: NAME_MAX_LENGTH - len(suffix)] + suffix
+        if not _name_taken(
+            token.organization, token.scope, name, group=token.group, owner=token.user
+        ):
+            return name
+    return token.name
+
+
+def replacement_draft(*, actor: Principal, token: ApiToken) -> dict[str, Any]:
+    """What the create form starts from to replace a leaked token: its name with a suffix, its
+    role and permissions, its own IP filter and addresses (an enforced filter comes anyway). The
+    replacement is then created like any token, its secret shown once."""
+    _require_visible(actor, token)
+    rules.require_replace_token(actor, token)
+    return {
+        "name": replacement_name(token),
+        "role": token.role,
+        "permissions": sorted(token.granted_permissions()),
+        "ip_filter": None if token.ip_filter_from_policy else token.ip_filter_id,
+        "allowed_addresses": "\n".join(token.allowed_addresses),
+    }
+
+
 # Changes ------------------------------------------------------------------------------------
 
 
