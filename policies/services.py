@@ -24,8 +24,16 @@ from orgs import audit, names
 from orgs.durations import format_duration, parse_duration
 from orgs.models import Organization
 from policies import rules as ip_rules
-from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
+from policies.models import (
+    REVOKE_UNUSED_MAX_DAYS,
+    REVOKE_UNUSED_MIN_DAYS,
+    SCOPES,
+    IpFilter,
+    ScopePolicy,
+    SecurityPolicy,
+)
 from tokens import services as token_services
+from tokens import unused
 from tokens.models import ApiToken, TokenStatus
 
 NAME_MAX_LENGTH = 100
@@ -50,6 +58,7 @@ SETTINGS = (
     "permission_edits_allowed",
     "regeneration_allowed",
     "max_grace",
+    "revoke_unused_days",
 )
 SETTING_LABELS = {
     "allowed": "allowed",
@@ -60,6 +69,7 @@ SETTING_LABELS = {
     "permission_edits_allowed": "permission edits allowed",
     "regeneration_allowed": "regeneration allowed",
     "max_grace": "longest grace period",
+    "revoke_unused_days": "revoke tokens unused for",
 }
 
 
@@ -161,6 +171,8 @@ class PolicyImpact:
     ``{"ip_filter": name | None, "allowed_addresses": [...]}``).
     ``without_expiry``: tokens that keep having no expiry although one becomes required
     (the requirement applies to new tokens; a maximum lifetime shortens existing ones).
+    ``unused_revoked``: tokens the next daily ``cleanup_tokens`` revokes under a new "Revoke
+    tokens unused for" (before = last use, after = the days).
     A token can be in several lists. Tokens already expired are never touched.
     """
 
@@ -171,6 +183,9 @@ class PolicyImpact:
     ip_filter_released: list[TokenChange] = field(default_factory=list)
     custom_ip_removed: list[TokenChange] = field(default_factory=list)
     without_expiry: list[TokenChange] = field(default_factory=list)
+    # Tokens the daily cleanup would revoke under a new "Revoke tokens unused for" (after =
+    # the days); not changed by saving, so outside ``touched_tokens`` and the fingerprint.
+    unused_revoked: list[TokenChange] = field(default_factory=list)
     policy_version: int = 1
 
     @property
@@ -250,6 +265,11 @@ class PolicyImpact:
                     "lost their own IP filter or addresses",
                 )
             )
+        if self.unused_revoked:
+            count = len(self.unused_revoked)
+            noun = f"{count} unused token{'s' if count != 1 else ''}"
+            verb = "will be" if applied else "would be"
+            lines.append(f"{noun} {verb} revoked by the next daily cleanup")
         return lines
 
     def fingerprint(self) -> str:
@@ -291,6 +311,8 @@ def describe_setting(setting: str, value: Any) -> str:
         return format_duration(value) if value else "none"
     if setting == "enforced_ip_filter":
         return value.name if value is not None else "none"
+    if setting == "revoke_unused_days":
+        return f"{value} days" if value is not None else "off"
     return str(value)
 
 
@@ -617,6 +639,11 @@ def _clean_changes(
                     ]
                 else:
                     cleaned[scope][setting] = duration
+            elif setting == "revoke_unused_days":
+                try:
+                    cleaned[scope][setting] = _unused_days(value)
+                except ValueError as error:
+                    errors[key] = [str(error)]
             else:  # enforced_ip_filter
                 try:
                     cleaned[scope][setting] = _resolve_filter(organization, value)
@@ -625,6 +652,25 @@ def _clean_changes(
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _unused_days(value: Any) -> int | None:
+    """Off (None, "", "off", 0) or a whole number of days from 7 to 365 ("90" or "90d")."""
+    if value is None or value == 0 or (isinstance(value, str) and value.strip() in ("", "off")):
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("d").strip()
+        value = int(text) if text.isdigit() else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not REVOKE_UNUSED_MIN_DAYS <= value <= REVOKE_UNUSED_MAX_DAYS
+    ):
+        raise ValueError(
+            f"Give a number of days from {REVOKE_UNUSED_MIN_DAYS} to {REVOKE_UNUSED_MAX_DAYS}, "
+            "or off."
+        )
+    return value
 
 
 def _resolve_filter(organization: Organization, value: Any) -> IpFilter | None:
@@ -679,6 +725,9 @@ def _impact(
                 impact.setting_changes.append(
                     SettingChange(scope, setting, before, proposed[setting])
                 )
+        impact.unused_revoked.extend(
+            _unused_impact(organization, scope_policy, proposed["revoke_unused_days"], now)
+        )
         tokens = (
             ApiToken.objects.filter(organization=organization, scope=scope)
             .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
@@ -724,6 +773,18 @@ def _impact(
                         )
                     )
     return impact, proposed_by_scope
+
+
+def _unused_impact(
+    organization: Organization, scope_policy: ScopePolicy, days: int | None, now: datetime
+) -> list[TokenChange]:
+    """Tokens a new "Revoke tokens unused for" would have the daily cleanup revoke."""
+    if days is None or days == scope_policy.revoke_unused_days:
+        return []
+    return [
+        TokenChange(token, token.last_used_at, days)
+        for token in unused.unused_tokens(organization.pk, scope_policy.scope, days, now)
+    ]
 
 
 def preview_policy_change(

@@ -7,8 +7,9 @@ either happens entirely or not at all; Ctrl-C or an error stops between or insid
 leaves nothing half done. Two runs at once take disjoint batches (``SKIP LOCKED`` on PostgreSQL;
 SQLite serializes writers). Each run writes one audit event per organization with its counts.
 
-Tokens unused for a while are revoked, not deleted, one by one through ``revoke_token`` so
-each gets its own audit event and can be restored.
+Tokens unused for a while (``--unused-for``, and each scope's security policy setting "Revoke
+tokens unused for", see ``tokens/unused.py``) are revoked, not deleted, one by one through
+``revoke_token`` so each gets its own audit event and can be restored.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from orgs import audit
 from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
-from tokens import usage
+from tokens import unused, usage
 from tokens.models import ApiToken, TokenStatus
 from tokens.services import revoke_token
 
@@ -197,6 +198,27 @@ def plan(
         for *values, kind, is_active in rows.iterator(chunk_size=chunk_size):
             deactivates = action == "delete" and kind == UserKind.TECHNICAL and is_active
             yield PlannedChange(action, reason, *values, deactivates_user=deactivates)
+    yield from _policy_plan(criteria, now)
+
+
+def _policy_plan(criteria: Criteria, now: datetime) -> Iterator[PlannedChange]:
+    """What the security policies' "Revoke tokens unused for" would revoke in this run."""
+    already = unused_tokens(criteria, now) if criteria.unused_for is not None else None
+    for token, _days in unused.planned(
+        now=now, organization=criteria.organization, exclude=already
+    ):
+        yield PlannedChange(
+            "revoke",
+            UNUSED,
+            token.pk,
+            token.organization_id,
+            token.organization.slug,
+            token.scope,
+            token.name,
+            token.partial_token,
+            token.last_used_at,
+            deactivates_user=False,
+        )
 
 
 # Changing -------------------------------------------------------------------------------------
@@ -318,6 +340,21 @@ def _revoke_phase(
             progress(UNUSED, done)
 
 
+def _policy_revoke_phase(
+    report: CleanupReport, actor: Principal, criteria: Criteria, now: datetime
+) -> None:
+    """The security policies' "Revoke tokens unused for", applied daily by this run
+    (tokens/unused.py); counted with the other unused tokens revoked."""
+
+    def counted(token: ApiToken) -> None:
+        report.by_organization[token.organization_id].revoked_unused += 1
+
+    _revoked, skipped = unused.revoke_unused_by_policy(
+        actor=actor, now=now, organization=criteria.organization, on_revoked=counted
+    )
+    report.skipped += skipped
+
+
 def _record_summaries(report: CleanupReport, actor: Principal) -> None:
     """One audit event per organization that changed, with the run's counts."""
     changed = {
@@ -390,6 +427,7 @@ def run_cleanup(
                 now,
                 progress,
             )
+        _policy_revoke_phase(report, actor, criteria, now)
         if criteria.organization is None:
             report.usage_rows_pruned = usage.prune(now=now, batch_size=batch_size)
     except BaseException:
