@@ -16,6 +16,8 @@ import binascii
 import hashlib
 import json
 import logging
+import math
+import time
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -42,6 +44,7 @@ TOKEN_MAX_LENGTH = 1000  # far beyond a real token; anything longer is not one
 KEY_ID_HEADER = "Github-Public-Key-Identifier"
 SIGNATURE_HEADER = "Github-Public-Key-Signature"
 DEFAULT_TOKEN_TYPE = "keyward_api_token"
+WINDOW_SECONDS = 60
 
 
 # Schemas (for the documentation: the body is read raw, since a signature covers its bytes) --
@@ -121,20 +124,23 @@ class _ReportLimit:
     def __init__(self) -> None:
         self._outage = False
 
-    def retry_after(self, address: str | None) -> int | None:
+    def retry_after(self, address: str | None, now: float | None = None) -> int | None:
         """Count this request; the seconds to wait when it is over the limit, else None."""
+        now = time.time() if now is None else now
         key = f"keyward:leak-reports:{address or 'unknown'}"
-        window = 60
+        until_key = f"{key}:until"
         try:
-            if cache.add(key, 1, timeout=window):
+            if cache.add(key, 1, timeout=WINDOW_SECONDS):
+                cache.set(until_key, now + WINDOW_SECONDS, timeout=WINDOW_SECONDS)
                 count = 1
             else:
                 try:
                     count = cache.incr(key)
                 except ValueError:  # expired between add and incr
-                    cache.add(key, 1, timeout=window)
+                    cache.add(key, 1, timeout=WINDOW_SECONDS)
+                    cache.set(until_key, now + WINDOW_SECONDS, timeout=WINDOW_SECONDS)
                     count = 1
-            ttl = cache.ttl(key) if hasattr(cache, "ttl") else None
+            until = cache.get(until_key) if count > settings.KEYWARD_LEAK_REPORTS_PER_MINUTE else 0
         except Exception as error:  # any cache error: serve, and say so once per outage
             if not self._outage:
                 logger.warning("Cache unavailable; leak reports are not rate limited: %s", error)
@@ -143,7 +149,7 @@ class _ReportLimit:
         self._outage = False
         if count <= settings.KEYWARD_LEAK_REPORTS_PER_MINUTE:
             return None
-        return max(1, int(ttl)) if isinstance(ttl, int | float) and ttl > 0 else window
+        return max(1, math.ceil((until or now + WINDOW_SECONDS) - now))
 
 
 report_limit = _ReportLimit()

@@ -237,3 +237,25 @@ def test_restoring_a_leaked_token_through_the_api_is_409_token_leaked(client, or
         headers={"Authorization": f"Bearer {admin.secret}"},
     )
     assert deleted.status_code == 204
+
+
+def test_retry_after_counts_down_to_the_end_of_the_window():
+    from tokens.leaks_api import report_limit
+
+    for _ in range(30):
+        assert report_limit.retry_after("192.0.2.50", now=1000.0) is None
+    assert report_limit.retry_after("192.0.2.50", now=1000.0) == 60
+    assert report_limit.retry_after("192.0.2.50", now=1042.5) == 18
+
+
+def test_a_cache_that_fails_lets_reports_through(client, org_admin, monkeypatch):
+    from django.core.cache import cache
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(cache, "add", broken)
+    issued = issue(org_admin)
+    response = post(client, [{"token": issued.secret}])
+    assert response.status_code == 202
+    assert ApiToken.objects.get(pk=issued.token.pk).status == "revoked"
