@@ -165,6 +165,7 @@ EVENT_LABELS = {
     "token.deleted": "Deleted",
     "token.renamed": "Renamed",
     "token.permissions_changed": "Permissions changed",
+    "token.leaked": "Leaked",
 }
 
 
