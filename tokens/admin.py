@@ -53,7 +53,14 @@ class DisplayStatusFilter(admin.SimpleListFilter):
 
 class TokenSecretInline(admin.TabularInline):
     model = TokenSecret
-    fields = ("partial_token", "created_at", "ends_at", "last_used_at", "last_used_address")
+    fields = (
+        "partial_token",
+        "created_at",
+        "ends_at",
+        "last_used_at",
+        "last_used_address",
+        "leaked_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -131,7 +138,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "partial_token", "scope", "organization", "group", "user")}),
         ("Access", {"fields": ("role", "permissions", "ip_filter", "allowed_addresses")}),
-        ("Lifetime", {"fields": ("state", "expires_at", "revoked_at", "revoked_reason")}),
+        (
+            "Lifetime",
+            {
+                "fields": (
+                    "state",
+                    "expires_at",
+                    "revoked_at",
+                    "revoked_reason",
+                    "leaked_at",
+                    "leaked_where",
+                )
+            },
+        ),
         ("Use", {"fields": ("last_used_at", "last_used_address", "requests_last_30_days")}),
         (
             "History",
@@ -161,6 +180,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "expires_at",
         "revoked_at",
         "revoked_reason",
+        "leaked_at",
+        "leaked_where",
         "last_used_at",
         "last_used_address",
         "requests_last_30_days",
@@ -270,6 +291,7 @@ class TokenSecretAdmin(admin.ModelAdmin):
         "ends_at",
         "last_used_at",
         "last_used_address",
+        "leaked_at",
     )
     show_full_result_count = False
 
