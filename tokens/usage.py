@@ -121,7 +121,7 @@ class UsageBuffer:
         write_entry(token_id, entry)
 
     def _ensure_flusher(self) -> None:
-        if not getattr(settings, "KEYWARD_USAGE_FLUSH_THREAD", True):
+        if not settings.KEYWARD_USAGE_FLUSH_THREAD:
             return
         if self._thread is not None and self._thread.is_alive():
             return
@@ -181,7 +181,7 @@ def _add_count(token_id: int, day: date, count: int) -> None:
 
 def _make_buffer() -> UsageBuffer:
     """The shared Redis buffer where one is configured, else this process's own."""
-    url = getattr(settings, "KEYWARD_USAGE_REDIS_URL", "")
+    url = settings.KEYWARD_USAGE_REDIS_URL
     if url:
         from tokens.usage_redis import RedisUsageBuffer
 
