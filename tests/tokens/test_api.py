@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from orgs.models import AuditEvent
 from policies.models import SecurityPolicy
-from tests.api.conftest import Api
-from tests.factories import issue
+from tests.factories import Api, issue
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db

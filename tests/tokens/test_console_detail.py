@@ -5,8 +5,7 @@ from django.utils import timezone
 
 from orgs.models import AuditEvent
 from policies.models import IpFilter
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 from tokens.models import TokenSecret, TokenUsage
 from tokens.services import regenerate_token, revoke_token
 
