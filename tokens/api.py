@@ -33,7 +33,7 @@ from orgs.models import Group, User
 from orgs.principals import Principal
 from policies.models import IpFilter
 from tokens import usage as usage_reads
-from tokens.models import ApiToken, ApiTokenQuerySet, TokenStatus
+from tokens.models import ApiToken, ApiTokenQuerySet
 from tokens.services import (
     DEFAULT,
     IssuedToken,
@@ -475,14 +475,7 @@ def list_tokens(
 ) -> dict[str, Any]:
     now = timezone.now()
     tokens = _visible_tokens(principal_of(request))
-    if filters.status == "active":
-        tokens = tokens.active(now)
-    elif filters.status == "revoked":
-        tokens = tokens.filter(status=TokenStatus.REVOKED)
-    elif filters.status == "expired":
-        tokens = tokens.filter(status=TokenStatus.ACTIVE, expires_at__lte=now)
-    else:
-        tokens = tokens.listed(now)
+    tokens = tokens.with_status(filters.status, now) if filters.status else tokens.listed(now)
     if filters.name:
         tokens = tokens.filter(name__icontains=filters.name)
     if filters.scope:
