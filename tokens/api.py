@@ -639,7 +639,8 @@ def revoke(
     response=responses({200: TokenOut}),
     by_alias=True,
     summary="Restore a revoked token",
-    description=permission_note(WRITE),
+    description="A token whose secret leaked (`leakedAt` set) is never restored: 409 "
+    "`token_leaked`; delete it and create a replacement. " + permission_note(WRITE),
 )
 def restore(
     request: HttpRequest, payload: RestoreIn | None = None, id: int = Path(..., ge=1, le=MAX_ID)

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -45,6 +45,7 @@ KEY_ID_HEADER = "Github-Public-Key-Identifier"
 SIGNATURE_HEADER = "Github-Public-Key-Signature"
 DEFAULT_TOKEN_TYPE = "keyward_api_token"
 WINDOW_SECONDS = 60
+EXAMPLE_HASH = "3b1e5c0f9d2a7e84c6b1f0a9d8e7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9"
 
 
 # Schemas (for the documentation: the body is read raw, since a signature covers its bytes) --
@@ -209,7 +210,8 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
 @router.post(
     "/leaked-tokens",
     auth=None,
-    response={202: ReceivedOut | list[LabelOut], frozenset({400, 401, 429}): ErrorOut},
+    # 202 is documented below: its two shapes are answered as JSON directly.
+    response={frozenset({400, 401, 429}): ErrorOut},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -220,10 +222,40 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
                         "minItems": 1,
                         "maxItems": MAX_ITEMS,
                         "items": LeakedTokenIn.model_json_schema(),
+                        "examples": [LeakedTokenIn.model_config["json_schema_extra"]["examples"]],
                     }
                 }
             },
-        }
+        },
+        "responses": {
+            "202": {
+                "description": "Received: anonymous reporters get the count, verified reporters "
+                "a label per token.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                ReceivedOut.model_json_schema(by_alias=True),
+                                {
+                                    "type": "array",
+                                    "items": LabelOut.model_json_schema(),
+                                },
+                            ],
+                            "examples": [
+                                {"received": 2},
+                                [
+                                    {
+                                        "token_hash": EXAMPLE_HASH,
+                                        "token_type": "keyward_api_token",
+                                        "label": "true_positive",
+                                    }
+                                ],
+                            ],
+                        }
+                    }
+                },
+            }
+        },
     },
     summary="Report leaked tokens",
     description="Anyone who found Keyward tokens where they should not be (a public repository, "
@@ -236,7 +268,7 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
     "instead; a bad signature is 401. At most 30 requests a minute from one address (429), "
     "64 KiB a body.",
 )
-def report_leaked_tokens(request: HttpRequest) -> Any:
+def report_leaked_tokens(request: HttpRequest) -> JsonResponse:
     address = client_address(request)
     body = request.body  # RequestDataTooBig over 64 KiB: a 400 from the API's handler
     try:
@@ -260,8 +292,8 @@ def report_leaked_tokens(request: HttpRequest) -> Any:
         [report for report, _kind in reports], reporter_address=address, reported_by=source_note
     )
     if reporter is None:
-        return 202, {"received": len(reports)}
-    return 202, [
+        return JsonResponse({"received": len(reports)}, status=202)
+    labels = [
         {
             "token_hash": hashlib.sha256(report.token.encode()).hexdigest(),
             "token_type": kind,
@@ -269,6 +301,7 @@ def report_leaked_tokens(request: HttpRequest) -> Any:
         }
         for (report, kind), outcome in zip(reports, outcomes, strict=True)
     ]
+    return JsonResponse(labels, status=202, safe=False)
 
 
 def _too_many(retry_after: int) -> JsonResponse:
