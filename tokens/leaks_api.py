@@ -159,6 +159,18 @@ report_limit = _ReportLimit()
 # Reading the body ------------------------------------------------------------------------------
 
 
+def _storable(text: str) -> bool:
+    """Text every database and mail server takes: no NUL, no lone surrogate (which JSON's
+    ``\\ud800`` escapes can carry, and UTF-8 cannot)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_reports(body: bytes) -> list[tuple[leaks.LeakReport, str]]:
     """The reports of a body (with each item's ``type``), or ValidationError naming what is
     wrong. Extra keys are ignored; ``url`` and ``source`` may be missing or null."""
@@ -179,12 +191,14 @@ def parse_reports(body: bytes) -> list[tuple[leaks.LeakReport, str]]:
         token = item.get("token")
         if not isinstance(token, str) or not token.strip():
             errors[f"{index}.token"] = ["Give the token as a string."]
-        elif len(token) > TOKEN_MAX_LENGTH or "\x00" in token:
+        elif len(token) > TOKEN_MAX_LENGTH or not _storable(token):
             errors[f"{index}.token"] = ["This is not a token."]
         for name in ("url", "source"):
             value = item.get(name)
             if value is not None and not isinstance(value, str):
                 errors[f"{index}.{name}"] = ["Give a string, or leave it out."]
+            elif value is not None and not _storable(value):
+                errors[f"{index}.{name}"] = ["Give text without NUL or unpaired surrogates."]
         kind = item.get("type")
         if not errors:
             reports.append(

@@ -259,3 +259,17 @@ def test_a_cache_that_fails_lets_reports_through(client, org_admin, monkeypatch)
     response = post(client, [{"token": issued.secret}])
     assert response.status_code == 202
     assert ApiToken.objects.get(pk=issued.token.pk).status == "revoked"
+
+
+@pytest.mark.parametrize("field", ["token", "url", "source"])
+@pytest.mark.parametrize("bad", ["\\u0000", "\\ud800"])
+def test_text_no_database_can_store_is_refused_naming_the_field(client, org_admin, field, bad):
+    issued = issue(org_admin)
+    item = {"token": issued.secret, "url": URL, "source": "content"}
+    body = json.dumps([item]).replace(
+        json.dumps(item[field]), json.dumps(item[field])[:-1] + bad + '"'
+    )
+    response = post(client, body.encode())
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [f"0.{field}"]
+    assert ApiToken.objects.get(pk=issued.token.pk).status == "active"
