@@ -36,6 +36,8 @@ TOKEN_KEYS = {
     "revokedReason",
     "lastUsedAt",
     "lastUsedAddress",
+    "leakedAt",
+    "leakedWhere",
 }
 
 
