@@ -98,6 +98,28 @@
 
   /* Copy to clipboard ------------------------------------------------------------------ */
 
+  // A revealed secret is masked (a password field) until Show; without JavaScript it stays
+  // plain text, so it can still be selected and copied.
+  function maskSecrets(root) {
+    root.querySelectorAll("input[data-masked]").forEach((input) => {
+      if (input.dataset.maskWired) return;
+      input.dataset.maskWired = "1";
+      input.type = "password";
+      const toggle = document.querySelector(`[data-show-secret="${CSS.escape(input.id)}"]`);
+      if (toggle) toggle.hidden = false;
+    });
+  }
+
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest("[data-show-secret]");
+    if (!toggle) return;
+    const input = document.getElementById(toggle.dataset.showSecret);
+    const show = input.type === "password";
+    input.type = show ? "text" : "password";
+    toggle.textContent = show ? "Hide" : "Show";
+    announce(show ? "The token is shown." : "The token is masked.");
+  });
+
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-copy]");
     if (!button) return;
@@ -110,7 +132,12 @@
       await navigator.clipboard.writeText(input.value);
       copied = true;
     } catch (error) {
+      // Browsers never copy a selection out of a password field: unmask for the copy only.
+      const masked = input.type === "password";
+      if (masked) input.type = "text";
+      input.select();
       copied = document.execCommand && document.execCommand("copy");
+      if (masked) input.type = "password";
     }
     button.textContent = copied ? "Copied" : "Copy";
     const result = copied
@@ -121,35 +148,53 @@
     else announce(result);
   });
 
-  /* Permission groups: "All" checkbox per resource ------------------------------------- */
+  /* Permission grid: a role fills it in; changing a row makes the permissions custom ------ */
 
-  function syncSelectAll(group) {
-    const all = group.querySelector("input[data-select-all]");
-    if (!all) return;
-    const boxes = [...group.querySelectorAll("input[name=permissions]:not(:disabled)")];
-    const checked = boxes.filter((box) => box.checked).length;
-    all.checked = checked > 0 && checked === boxes.length;
-    all.indeterminate = checked > 0 && checked < boxes.length;
+  function gridRows(form) {
+    return [...form.querySelectorAll("[data-permission-grid] fieldset[data-resource]")];
   }
 
-  function wireSelectAll(root) {
-    root.querySelectorAll("input[data-select-all]").forEach((all) => {
-      all.closest("label").hidden = false;
-      syncSelectAll(all.closest("fieldset"));
+  function showNames(row) {
+    const chosen = row.querySelector("input[type=radio]:checked");
+    const line = row.querySelector("[data-permission-names]");
+    if (!line) return;
+    const names = chosen ? chosen.value.split(" ").filter(Boolean) : [];
+    if (!names.length) {
+      line.textContent = "No permission";
+      return;
+    }
+    line.replaceChildren(...names.flatMap((name, index) => {
+      const code = document.createElement("code");
+      code.textContent = name;
+      return index ? [document.createTextNode(" "), code] : [code];
+    }));
+  }
+
+  // Each row takes the level that grants exactly the role's permissions of its resource.
+  function fillGrid(form, granted) {
+    gridRows(form).forEach((row) => {
+      const radios = [...row.querySelectorAll("input[type=radio]")];
+      const level = radios.find((radio) => {
+        const names = radio.value.split(" ").filter(Boolean);
+        const wanted = radios.flatMap((other) => other.value.split(" ")).filter((name) => granted.has(name));
+        const unique = new Set(wanted);
+        return names.length === unique.size && names.every((name) => unique.has(name));
+      });
+      if (level) level.checked = true;
+      showNames(row);
     });
   }
 
   document.addEventListener("change", (event) => {
     const target = event.target;
-    if (target.matches("input[data-select-all]")) {
-      const group = target.closest("fieldset");
-      group.querySelectorAll("input[name=permissions]:not(:disabled)").forEach((box) => {
-        box.checked = target.checked;
-      });
-      // One change event for the group, so a live preview updates once.
-      group.dispatchEvent(new Event("change", { bubbles: true }));
-    } else if (target.matches("input[name=permissions]")) {
-      syncSelectAll(target.closest("fieldset"));
+    const form = target.form;
+    if (!form) return;
+    if (target.matches("input[name=role][data-role-permissions]")) {
+      fillGrid(form, new Set(target.dataset.rolePermissions.split(" ").filter(Boolean)));
+    } else if (target.matches("[data-permission-grid] input[type=radio]")) {
+      showNames(target.closest("fieldset[data-resource]"));
+      const custom = form.querySelector("input[name=role][value=custom]");
+      if (custom && !custom.checked) custom.checked = true;
     }
   });
 
@@ -264,7 +309,7 @@
 
   function init(root) {
     localizeTimes(root);
-    wireSelectAll(root);
+    maskSecrets(root);
     openDialogs(root);
   }
 

@@ -132,7 +132,7 @@ def create_dialog(page, world) -> None:
 
 def create_dialog_custom(page, world) -> None:
     create_dialog(page, world)
-    page.get_by_role("radio", name="Custom Pick permissions").check()
+    page.get_by_role("radio", name="Custom Choose the access to each resource below.").check()
 
 
 def create_dialog_errors(page, world) -> None:
@@ -146,7 +146,7 @@ def personal_create_dialog_custom(page, world) -> None:
     """A member sees the permissions they do not hold, greyed out."""
     page.goto("/o/acme/me/tokens/")
     open_dialog(page, "Create token")
-    page.get_by_role("radio", name="Custom Pick permissions").check()
+    page.get_by_role("radio", name="Custom Choose the access to each resource below.").check()
 
 
 def reveal(page, world) -> None:

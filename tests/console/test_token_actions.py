@@ -155,6 +155,21 @@ def test_the_permission_editor_previews_what_is_added_and_removed(as_alice, toke
     assert "<strong>Removed:</strong>" in content and "api.usage.read" in content
 
 
+def test_the_preview_reads_the_grid_rows(as_alice, token):
+    response = as_alice.get(
+        url(token, "permissions/preview/")
+        + "?role=custom&access-api-tokens=api.api-tokens.read+api.api-tokens.write"
+        + "&access-usage=api.usage.read",
+        **HTMX,
+    )
+    content = response.content.decode()
+    assert "<strong>Added:</strong> <code>api.api-tokens.write</code>" in content
+    assert (
+        "<strong>Removed:</strong> <code>api.groups.read</code>, <code>api.ip-filters.read</code>,"
+        " <code>api.security-policies.read</code>"
+    ) in content
+
+
 def test_saving_permissions_changes_the_token(as_alice, token):
     response = as_alice.post(
         url(token, "permissions/"),
