@@ -254,6 +254,15 @@
     }));
   }
 
+  // The first field a form's answer marks as wrong (aria-invalid, its message through
+  // aria-describedby); of a radio group, the choice that is checked.
+  function firstInvalid(container) {
+    const field = container.querySelector("[aria-invalid=true]:not(:disabled)");
+    if (!field || field.type !== "radio") return field;
+    const group = container.querySelectorAll(`input[type=radio][name="${CSS.escape(field.name)}"]:not(:disabled)`);
+    return [...group].find((radio) => radio.checked) || field;
+  }
+
   function focusIsLost() {
     const active = document.activeElement;
     return !active || active === document.body || !active.isConnected;
@@ -324,14 +333,18 @@
     const target = event.detail.elt;
     if (!target.isConnected) return;
     const dialog = target.closest && target.closest("dialog[open]");
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const fromForm = source && source.closest && source.closest("form");
     if (dialog) {
-      const focus = dialog.querySelector("[aria-invalid=true], [role=alert] a, [autofocus]");
+      // Only what the swap brought: a live preview beside the fields leaves focus alone.
+      const focus = firstInvalid(target) || target.querySelector("[role=alert] a, [autofocus]");
       if (focus) focus.focus();
+    } else if (fromForm && firstInvalid(target)) {
+      firstInvalid(target).focus();
     } else if (focusIsLost()) {
       focusOn(target.querySelector("h1, h2") || target);
     }
-    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
-    if (source && source.closest && source.closest("form")) {
+    if (fromForm) {
       const parts = target.matches("[data-announce]") ? [target] : [];
       parts.push(...target.querySelectorAll("[data-announce]"));
       announce(parts.map((part) => part.textContent.replace(/\s+/g, " ").trim()).join(" "));
@@ -340,7 +353,10 @@
 
   init(document);
 
-  // A full page that brings a message (saved, deleted) starts on it.
+  // A full page that answers a form with errors starts on the first field in error (over any
+  // autofocus); one that brings a message (saved, deleted) starts on it.
+  const pageInvalid = document.querySelector("dialog[open]") ? null : firstInvalid(document);
   const pageMessage = document.querySelector("#messages > .banner");
-  if (pageMessage && focusIsLost()) focusOn(pageMessage);
+  if (pageInvalid) pageInvalid.focus();
+  else if (pageMessage && focusIsLost()) focusOn(pageMessage);
 })();

@@ -153,7 +153,7 @@ def test_custom_without_permissions_says_to_choose_some(as_alice):
 def test_a_taken_name_is_reported_on_the_name(as_alice, org_admin):
     as_alice.post("/o/acme/tokens/new/", custom(), **HTMX)
     content = as_alice.post("/o/acme/tokens/new/", custom(name="deployer"), **HTMX).content
-    assert b"already exists" in content
+    assert b"An organization token named &#x27;deployer&#x27; already exists." in content
     assert ApiToken.objects.count() == 1
 
 

@@ -176,6 +176,7 @@ def test_bad_rules_are_shown_line_by_line_and_nothing_is_saved(admin_client):
     assert "Line 3: &#x27;10.0.0.1/8&#x27; has host bits set; did you mean 10.0.0.0/8?" in page
     assert 'aria-invalid="true"' in page
     assert "allow 10.0.0.1/8</textarea>" in page  # what was typed is kept
+    assert "Line 2: Line 2" not in page and "Line 3: Line 3" not in page
     assert not IpFilter.objects.exists()
 
 
