@@ -1,7 +1,7 @@
 import pytest
 from django.core.cache import cache
 
-from tests.factories import World, build_world
+from tests.factories import World, allow_permission_edits, build_world
 from tests.webhooks.receiver import FakeDns
 from tokens.usage import buffer
 
@@ -34,6 +34,12 @@ def dns(monkeypatch) -> FakeDns:
 @pytest.fixture
 def world(db) -> World:
     return build_world()
+
+
+@pytest.fixture
+def permission_edits_allowed(world) -> None:
+    """Acme lets its tokens' permissions be edited (off in a new organization)."""
+    allow_permission_edits(world.acme)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from policies.services import create_ip_filter
 from tests.browser.accessibility import broken_references, describe, violations
 from tests.browser.conftest import new_page
-from tests.factories import World, add_member, issue
+from tests.factories import World, add_member, allow_permission_edits, issue
 from tokens.models import ApiToken, TokenUsage
 from tokens.services import regenerate_token, revoke_token
 
@@ -168,6 +168,7 @@ def revoked_token_detail(page, world) -> None:
 
 def action_dialog(button: str, token_of: Callable[[World], ApiToken] = detailed_token):
     def reach(page, world) -> None:
+        allow_permission_edits(world.acme)
         page.goto(f"/o/acme/tokens/{token_of(world).pk}/")
         open_dialog(page, button)
 

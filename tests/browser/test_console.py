@@ -150,6 +150,7 @@ def test_regenerating_with_and_without_grace(world, page, sign_in):
     assert call_me(page, first).status == 401
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_editing_permissions_previews_the_change_and_saves_it(world, page, sign_in):
     org_admin = world.principal(world.alice)
     issued = issue(org_admin, name="Reader", role="custom", permissions=["api.api-tokens.read"])

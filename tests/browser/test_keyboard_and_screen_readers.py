@@ -95,6 +95,7 @@ def test_revoking_and_restoring_are_announced_and_focus_goes_to_the_message(worl
     expect(page.locator("#messages .banner", has_text="is restored")).to_be_focused()
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_permissions_announces_the_preview_then_the_save(world, page, log_in):
     alice = world.principal(world.alice)
     token = issue(alice, name="Reader", role="custom", permissions=["api.api-tokens.read"]).token

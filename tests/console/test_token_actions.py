@@ -25,6 +25,19 @@ def triggers(response):
     return json.loads(response.headers["HX-Trigger"])
 
 
+def test_a_new_organization_keeps_tokens_permissions_as_issued(as_alice, token, world):
+    policy = world.acme.security_policy
+    assert not policy.organization_tokens.permission_edits_allowed
+    assert not policy.group_tokens.permission_edits_allowed
+    assert not policy.personal_tokens.permission_edits_allowed
+    assert b">Edit permissions</a>" not in as_alice.get(url(token)).content
+    response = as_alice.post(
+        url(token, "permissions/"), {"version": token.version, "role": "admin"}, **HTMX
+    )
+    assert b"does not allow editing the permissions" in response.content
+
+
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_each_action_opens_as_a_dialog_fragment(as_alice, token):
     for action in ("permissions/", "regenerate/", "revoke/", "delete/"):
         content = as_alice.get(url(token, action) + "?version=1", **HTMX).content.decode()
@@ -170,6 +183,7 @@ def test_the_preview_reads_the_grid_rows(as_alice, token):
     ) in content
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_permissions_changes_the_token(as_alice, token):
     response = as_alice.post(
         url(token, "permissions/"),
@@ -181,6 +195,7 @@ def test_saving_permissions_changes_the_token(as_alice, token):
     assert token.role == "custom" and token.permissions == ["api.usage.read"]
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_custom_without_permissions_keeps_the_dialog_with_the_error(as_alice, token):
     response = as_alice.post(
         url(token, "permissions/"), {"version": token.version, "role": "custom"}, **HTMX
