@@ -198,7 +198,8 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(
-                f"Sign in at http://127.0.0.1:8000 with any of these (password {DEMO_PASSWORD!r}):"
+                f"Sign in at {settings.KEYWARD_CONSOLE_URL} with any of these "
+                f"(password {DEMO_PASSWORD!r}):"
             )
         for username, _name, memberships, group_memberships in PEOPLE:
             roles = [f"{role} of {slug}" for slug, role in memberships.items()]
