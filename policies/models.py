@@ -88,6 +88,9 @@ class ScopePolicy(models.Model):
     regeneration_allowed = models.BooleanField(default=True)
     max_grace = models.DurationField(default=DEFAULT_MAX_GRACE)
 
+    class Meta:
+        verbose_name_plural = "scope policies"
+
     def __str__(self) -> str:
         return f"{self.scope} tokens"
 
