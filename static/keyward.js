@@ -329,18 +329,45 @@
   // problem; focus that the swap took away (it was in the replaced fragment) goes to the new
   // fragment's heading, or the fragment; and a [data-announce] part of what a person's own
   // input brought (a test result, a count) is read out.
+  // A fragment that lists errors of fields outside it ([data-error-for], the policy preview)
+  // marks those fields, and unmarks the ones it no longer lists.
+  function markFieldErrors(target) {
+    const form = target.closest("form");
+    if (!form) return;
+    form.querySelectorAll("[data-marked-invalid]").forEach((field) => {
+      field.removeAttribute("aria-invalid");
+      field.setAttribute("aria-describedby", field.dataset.describedBefore || "");
+      if (!field.dataset.describedBefore) field.removeAttribute("aria-describedby");
+      delete field.dataset.markedInvalid;
+      delete field.dataset.describedBefore;
+    });
+    target.querySelectorAll("[data-error-for]").forEach((message) => {
+      const field = document.getElementById(message.dataset.errorFor);
+      if (!field || field.getAttribute("aria-invalid") === "true") return;
+      field.dataset.markedInvalid = "1";
+      field.dataset.describedBefore = field.getAttribute("aria-describedby") || "";
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", `${field.dataset.describedBefore} ${message.id}`.trim());
+    });
+  }
+
   document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail.elt;
     if (!target.isConnected) return;
+    markFieldErrors(target);
     const dialog = target.closest && target.closest("dialog[open]");
     const source = event.detail.requestConfig && event.detail.requestConfig.elt;
     const fromForm = source && source.closest && source.closest("form");
+    const submitted = source && source.matches && source.matches("button, [type=submit]");
     if (dialog) {
       // Only what the swap brought: a live preview beside the fields leaves focus alone.
       const focus = firstInvalid(target) || target.querySelector("[role=alert] a, [autofocus]");
       if (focus) focus.focus();
     } else if (fromForm && firstInvalid(target)) {
       firstInvalid(target).focus();
+    } else if (submitted && fromForm && firstInvalid(fromForm)) {
+      // A submit button whose answer lists errors of fields outside it (Preview impact).
+      firstInvalid(fromForm).focus();
     } else if (focusIsLost()) {
       focusOn(target.querySelector("h1, h2") || target);
     }

@@ -453,3 +453,14 @@ def test_checking_a_huge_paste_of_bad_rules_answers_briefly(admin_client):
     assert "400 lines are not valid rules" in content
     assert "The first 50 are listed." in content
     assert len(content) < 40_000
+
+
+def test_the_live_preview_names_a_field_in_error_for_the_page_to_mark(admin_client, world):
+    data = policy_form(world.acme.security_policy, **{"organization-max_lifetime": "soon"})
+    response = admin_client.post(url("policy-preview"), data, **HTMX)
+    content = response.content.decode()
+    assert '<div role="alert" class="banner banner-error">' in content
+    assert (
+        '<p id="id_organization-max_lifetime-error" '
+        'data-error-for="id_organization-max_lifetime">Organization tokens, maximum lifetime: '
+    ) in content
