@@ -185,6 +185,8 @@
     });
   }
 
+  // In the capture phase: the grid is filled in (or the role made custom) before htmx, on the
+  // way back up, sends the fields to the edit dialog's preview.
   document.addEventListener("change", (event) => {
     const target = event.target;
     const form = target.form;
@@ -196,7 +198,7 @@
       const custom = form.querySelector("input[name=role][value=custom]");
       if (custom && !custom.checked) custom.checked = true;
     }
-  });
+  }, true);
 
   /* Times: the server writes UTC; show the viewer's zone, keep UTC on hover -------------- */
 

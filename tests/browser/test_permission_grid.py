@@ -74,6 +74,23 @@ def test_editing_shows_the_current_grant_and_previews_the_change(world, page, lo
     expect(dialog.locator("#permission-changes")).to_contain_text("Added: api.groups.write")
 
 
+def test_changing_a_row_of_a_role_token_previews_it_as_custom(world, page, log_in):
+    allow_permission_edits(world.acme)
+    token = issue(world.principal(world.alice), name="Member role", role="member").token
+    log_in(page, world.alice)
+    page.goto(f"/o/acme/tokens/{token.pk}/")
+    open_dialog(page, "Edit permissions")
+    dialog = page.locator("dialog[open]")
+    level(dialog, "Usage", "No access").check()
+    expect(dialog.get_by_role("radio", name=CUSTOM)).to_be_checked()
+    wait_for_htmx(page)
+    expect(dialog.locator("#permission-changes")).to_contain_text("Removed: api.usage.read")
+    dialog.get_by_role("radio", name="Admin Every permission", exact=False).check()
+    wait_for_htmx(page)
+    expect(level(dialog, "Usage", "Read")).to_be_checked()
+    expect(dialog.locator("#permission-changes")).to_contain_text("Added:")
+
+
 def test_the_new_secret_is_masked_until_show_and_copies_either_way(world, page, log_in):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     log_in(page, world.alice)
