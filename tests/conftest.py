@@ -3,6 +3,8 @@ from django.core.cache import cache
 
 from tests.factories import World, build_world
 from tests.webhooks.receiver import FakeDns
+from tokens.auth import failures
+from tokens.outage import redis_outage
 from tokens.usage import buffer
 
 
@@ -18,9 +20,13 @@ def _isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     buffer.clear()
+    failures.clear()
+    redis_outage.reset()
     yield
     buffer.clear()
     cache.clear()
+    failures.clear()
+    redis_outage.reset()
 
 
 @pytest.fixture(autouse=True)
