@@ -23,10 +23,25 @@ def redis_answers() -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def fault_database():
+    configured = os.environ["DATABASE_URL"]
+    admin_url = configured.replace("postgres://", "postgresql://", 1)
+    name = f"keyward_fault_{uuid.uuid4().hex[:8]}"
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    host_port = configured.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":") if ":" in host_port else (host_port, "5432")
+    proxy = FaultProxy(host, int(port)).start()
+    user = configured.split("://", 1)[1].split("@", 1)[0]
+    direct = f"postgres://{user}@{host}:{port}/{name}"
+    through_proxy = f"postgres://{user}@127.0.0.1:{proxy.port}/{name}?connect_timeout=2"
+    yield direct, through_proxy, proxy
+    proxy.stop()
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class RedisThroughProxy:
