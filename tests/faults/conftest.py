@@ -5,7 +5,7 @@ import uuid
 import pytest
 import redis
 
-from tests.faultproxy import FaultProxy
+from bench.faultproxy import FaultProxy
 from tokens import auth, usage
 from tokens.outage import redis_outage
 from tokens.usage_redis import RedisUsageBuffer
