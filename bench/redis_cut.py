@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         with gunicorn(environment, PORT, workers=args.workers) as server:
             run_wrk(str(tokens_file), 3, args.connections)  # warm up
-            # The same load without a cut first: the machine's figures to compare with.
+            # The same load without a fault first: the machine's figures to compare with.
             control = run_wrk(str(tokens_file), args.seconds, args.connections)
             load = threading.Thread(
                 target=lambda: outcome.update(
@@ -134,12 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
         [
             ("valid tokens", len(tokens), "1,000"),
             (
-                "without a cut: requests per second",
+                "without a fault: requests per second",
                 round(control["requests"] / control["seconds"], 1),
                 "",
             ),
-            ("without a cut: p99 ms", round(control["p99_ms"], 2), ""),
-            ("without a cut: non-2xx + socket errors", control["non2xx"] + control["errors"], "0"),
+            ("without a fault: p99 ms", round(control["p99_ms"], 2), ""),
+            (
+                "without a fault: non-2xx + socket errors",
+                control["non2xx"] + control["errors"],
+                "0",
+            ),
             ("requests", outcome["requests"], ""),
             ("requests per second", round(outcome["requests"] / outcome["seconds"], 1), ""),
             ("p50 ms", round(outcome["p50_ms"], 2), ""),
