@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -784,44 +785,108 @@ def update_token(
     return current
 
 
-def apply_policy(
+@dataclass(frozen=True)
+class PolicyRewrite:
+    """One set-based change a security policy makes to tokens: the tokens it applies to (a
+    condition on ``ApiToken``) and the fields it gives them."""
+
+    applies_to: Q
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RewriteBatch:
+    """What one ``rewrite_for_policy`` call did: the last token id it looked at (None: no
+    token matched, the work is done) and how many tokens it changed."""
+
+    last_pk: int | None
+    changed: int
+
+
+_SNAPSHOT_FIELDS = (
+    "pk",
+    "name",
+    "role",
+    "permissions",
+    "status",
+    "revoked_reason",
+    "expires_at",
+    "allowed_addresses",
+    "ip_filter__name",
+    "partial_token",
+    "group_id",
+)
+
+
+def _snapshots(pks: list[int]) -> dict[int, dict[str, Any]]:
+    """``_snapshot`` of many tokens in one query, by id."""
+    rows = {}
+    for row in ApiToken.objects.filter(pk__in=pks).order_by().values(*_SNAPSHOT_FIELDS):
+        pk = row.pop("pk")
+        row["ip_filter"] = row.pop("ip_filter__name")
+        row["permissions"] = sorted(row["permissions"])
+        rows[pk] = row
+    return rows
+
+
+def rewrite_for_policy(
     *,
-    actor: Principal,
-    token: ApiToken,
-    revoke_reason: str | None = None,
-    expires_at: datetime | None = None,
-    ip_filter: IpFilter | None = None,
-    release_ip_filter: bool = False,
-    remove_own_addresses: bool = False,
+    actor: audit.Actor,
+    organization: Organization,
+    candidates: Q,
+    rewrites: Iterable[PolicyRewrite],
     now: datetime,
-) -> ApiToken:
-    """Bring one token (locked by the policy service) in line with a new security policy:
-    revoke it, shorten its expiry, give it the enforced filter, release the filter the policy
-    no longer enforces, or take away its own filter and addresses. The policy service has
-    checked the actor's right to change the policy; the token is audited like any change."""
-    before = _snapshot(token)
-    if revoke_reason is not None:
-        token.status = TokenStatus.REVOKED
-        token.revoked_at = now
-        token.revoked_reason = revoke_reason
-        token.revoked_by = actor.user
-    if expires_at is not None:
-        token.expires_at = expires_at
-    if remove_own_addresses:
-        token.allowed_addresses = []
-        if not token.ip_filter_from_policy:
-            token.ip_filter = None
-    if release_ip_filter:
-        token.ip_filter = None
-        token.ip_filter_from_policy = False
-    if ip_filter is not None:
-        token.ip_filter = ip_filter
-        token.ip_filter_from_policy = True
-    _touch(token, actor, now)
-    token.save()
-    action = "token.revoked" if revoke_reason is not None else "token.policy_applied"
-    _record(actor, action, token, audit.diff(before, _snapshot(token)))
-    return token
+    after_pk: int = 0,
+    limit: int = 1000,
+) -> RewriteBatch:
+    """Bring the next ``limit`` tokens (by id, after ``after_pk``) of the organization that
+    match ``candidates`` in line with a security policy, in one transaction: each rewrite is
+    one UPDATE over those of them it applies to; each token changed gets its version bumped
+    once and one audit event with its before and after ("token.revoked" if it was revoked,
+    else "token.policy_applied"), all written in one insert.
+
+    The policy services call this after checking the actor's right to change the policy.
+    Rewrites must be idempotent (a token they changed no longer matches them), so that a
+    batch repeated after a crash finds nothing left to do for the tokens it already changed.
+    """
+    rewrites = list(rewrites)
+    with transaction.atomic():
+        pks = list(
+            ApiToken.objects.select_for_update(of=("self",))
+            .filter(candidates, organization=organization, pk__gt=after_pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not pks:
+            return RewriteBatch(last_pk=None, changed=0)
+        before = _snapshots(pks)
+        for rewrite in rewrites:
+            ApiToken.objects.filter(rewrite.applies_to, pk__in=pks).update(**rewrite.values)
+        after = _snapshots(pks)
+        entries = []
+        for pk in pks:
+            changes = audit.diff(before[pk], after[pk])
+            if not changes:
+                continue
+            revoked = after[pk]["status"] == TokenStatus.REVOKED != before[pk]["status"]
+            entries.append(
+                audit.Entry(
+                    action="token.revoked" if revoked else "token.policy_applied",
+                    object_type="api_token",
+                    object_id=pk,
+                    object_repr=f"{after[pk]['name']} ({after[pk]['partial_token']})",
+                    group_id=after[pk]["group_id"],
+                    changes=changes,
+                )
+            )
+        ApiToken.objects.filter(pk__in=[entry.object_id for entry in entries]).update(
+            version=F("version") + 1,
+            modified_at=now,
+            modified_by=actor.user,
+            modified_by_name=actor.name[:150],
+        )
+        audit.record_many(actor=actor, organization=organization, entries=entries)
+    return RewriteBatch(last_pk=pks[-1], changed=len(entries))
 
 
 def permission_changes(
