@@ -803,29 +803,26 @@ class RewriteBatch:
     changed: int
 
 
-_SNAPSHOT_FIELDS = (
-    "pk",
-    "name",
-    "role",
-    "permissions",
-    "status",
-    "revoked_reason",
-    "expires_at",
-    "allowed_addresses",
-    "ip_filter__name",
-    "partial_token",
-    "group_id",
-)
+# What a policy may change on a token, as ``_snapshot`` names it (and the field read for it).
+_POLICY_STATE = {
+    "status": "status",
+    "revoked_reason": "revoked_reason",
+    "expires_at": "expires_at",
+    "allowed_addresses": "allowed_addresses",
+    "ip_filter": "ip_filter__name",
+}
+_NAMING = ("pk", "name", "partial_token", "group_id")
 
 
-def _snapshots(pks: list[int]) -> dict[int, dict[str, Any]]:
-    """``_snapshot`` of many tokens in one query, by id."""
+def _policy_snapshots(tokens: Any, keys: list[str]) -> dict[int, dict[str, Any]]:
+    """The ``keys`` of ``_snapshot`` of many tokens in one query, by id, with what names each
+    token in the audit log."""
+    fields = [_POLICY_STATE[key] for key in keys]
     rows = {}
-    for row in ApiToken.objects.filter(pk__in=pks).order_by().values(*_SNAPSHOT_FIELDS):
-        pk = row.pop("pk")
-        row["ip_filter"] = row.pop("ip_filter__name")
-        row["permissions"] = sorted(row["permissions"])
-        rows[pk] = row
+    for row in tokens.order_by().values(*_NAMING, *fields):
+        if "ip_filter" in keys:
+            row["ip_filter"] = row.pop("ip_filter__name")
+        rows[row["pk"]] = row
     return rows
 
 
@@ -841,51 +838,63 @@ def rewrite_for_policy(
 ) -> RewriteBatch:
     """Bring the next ``limit`` tokens (by id, after ``after_pk``) of the organization that
     match ``candidates`` in line with a security policy, in one transaction: each rewrite is
-    one UPDATE over those of them it applies to; each token changed gets its version bumped
-    once and one audit event with its before and after ("token.revoked" if it was revoked,
-    else "token.policy_applied"), all written in one insert.
+    one UPDATE over the tokens of that id range it applies to; each token changed gets its
+    version bumped once and one audit event with its before and after ("token.revoked" if it
+    was revoked, else "token.policy_applied"), all written in one insert.
 
     The policy services call this after checking the actor's right to change the policy.
-    Rewrites must be idempotent (a token they changed no longer matches them), so that a
-    batch repeated after a crash finds nothing left to do for the tokens it already changed.
+    Rewrites must be idempotent (a token they changed no longer matches them) and each must
+    apply only to ``candidates``, so that a batch repeated after a crash finds nothing left to
+    do for the tokens it already changed.
     """
     rewrites = list(rewrites)
+    # Only what the rewrites may change is read before and after: the audit says what changed.
+    written = {name for rewrite in rewrites for name in rewrite.values}
+    keys = [key for key in _POLICY_STATE if key in written]
     with transaction.atomic():
         pks = list(
-            ApiToken.objects.select_for_update(of=("self",))
-            .filter(candidates, organization=organization, pk__gt=after_pk)
+            ApiToken.objects.filter(candidates, organization=organization, pk__gt=after_pk)
             .order_by("pk")
             .values_list("pk", flat=True)[:limit]
         )
         if not pks:
             return RewriteBatch(last_pk=None, changed=0)
-        before = _snapshots(pks)
+        # An id range, not a list of ids: the same rows, and a statement built in a fraction
+        # of the time. Locked first, so that the before and after read here are this batch's.
+        in_range = ApiToken.objects.filter(
+            organization=organization, pk__gt=after_pk, pk__lte=pks[-1]
+        )
+        before = _policy_snapshots(in_range.select_for_update(of=("self",)), keys)
         for rewrite in rewrites:
-            ApiToken.objects.filter(rewrite.applies_to, pk__in=pks).update(**rewrite.values)
-        after = _snapshots(pks)
+            in_range.filter(rewrite.applies_to).update(**rewrite.values)
+        after = _policy_snapshots(in_range, keys)
         entries = []
-        for pk in pks:
-            changes = audit.diff(before[pk], after[pk])
+        for pk, row in after.items():
+            changes = audit.diff(
+                {key: before[pk][key] for key in keys}, {key: row[key] for key in keys}
+            )
             if not changes:
                 continue
-            revoked = after[pk]["status"] == TokenStatus.REVOKED != before[pk]["status"]
+            revoked = changes.get("status", {}).get("after") == TokenStatus.REVOKED
             entries.append(
                 audit.Entry(
                     action="token.revoked" if revoked else "token.policy_applied",
                     object_type="api_token",
                     object_id=pk,
-                    object_repr=f"{after[pk]['name']} ({after[pk]['partial_token']})",
-                    group_id=after[pk]["group_id"],
+                    object_repr=f"{row['name']} ({row['partial_token']})",
+                    group_id=row["group_id"],
                     changes=changes,
                 )
             )
-        ApiToken.objects.filter(pk__in=[entry.object_id for entry in entries]).update(
-            version=F("version") + 1,
-            modified_at=now,
-            modified_by=actor.user,
-            modified_by_name=actor.name[:150],
-        )
-        audit.record_many(actor=actor, organization=organization, entries=entries)
+        if entries:
+            changed = [entry.object_id for entry in entries]
+            in_range.filter(pk__in=changed).update(
+                version=F("version") + 1,
+                modified_at=now,
+                modified_by=actor.user,
+                modified_by_name=actor.name[:150],
+            )
+            audit.record_many(actor=actor, organization=organization, entries=entries)
     return RewriteBatch(last_pk=pks[-1], changed=len(entries))
 
 

@@ -12,6 +12,12 @@ from webhooks import payloads
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
+def has_endpoints(organization: Organization) -> bool:
+    """Whether any active endpoint of the organization may want its events (one indexed
+    query), so that writers of many events know whether the events' ids are needed."""
+    return WebhookEndpoint.objects.filter(organization_id=organization.pk, active=True).exists()
+
+
 def enqueue_event(event: AuditEvent, organization: Organization) -> list[WebhookDelivery]:
     return enqueue_events([event], organization)
 
