@@ -20,12 +20,13 @@ rewrites and events commit together, and a token already rewritten no longer mat
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -50,6 +51,8 @@ from policies.services.impact import (
 from tokens import services as token_services
 from tokens.models import ApiToken
 
+logger = logging.getLogger("keyward.policies")
+
 BATCH_SIZE = 1000  # tokens per transaction: about 0.1 s on the benchmark machine
 
 
@@ -61,6 +64,7 @@ class Progress:
     batches: int = 0
     longest_transaction: float = 0.0
     superseded: bool = False
+    unfinished: bool = False  # a batch failed: the worker finishes the rest
 
 
 def update_security_policy(
@@ -157,7 +161,12 @@ def update_security_policy(
             address=actor_copy.address,
         )
     first = time.perf_counter() - started
-    progress = finish(application)
+    try:
+        progress = finish(application)
+    except DatabaseError:
+        # The policy is in force; the tokens left are the worker's (finish_unfinished).
+        logger.exception("Applying policy version %s stopped midway", application.version)
+        progress = Progress(unfinished=True)
     progress.longest_transaction = max(progress.longest_transaction, first)
     return replace(impact, policy_version=policy.version, progress=progress)
 

@@ -237,14 +237,21 @@ class TokenChange:
 class ChangeKind:
     """One kind of change a policy makes to existing tokens (see the module's note).
 
-    ``key`` names it in the API and the template; ``would`` / ``did_one`` / ``did_many`` end
-    the summary sentence ("3 tokens would be revoked"). ``applied`` is False for a kind that is
-    only reported; ``manages`` marks a change to what restricts a token's use (its IP filter or
-    addresses), which is managing the token: not of tokens stronger than the actor.
+    ``key`` names it in the API and its template (``template``); ``would`` / ``did_one`` /
+    ``did_many`` end the summary sentence ("3 tokens would be revoked"). ``applied`` is False
+    for a kind that is only reported; ``manages`` marks a change to what restricts a token's
+    use (its IP filter or addresses), which is managing the token: not of tokens stronger than
+    the actor.
     """
 
     key = ""
     would = did_one = did_many = ""
+
+    @property
+    def template(self) -> str:
+        """The preview's table of the tokens it touches: ``templates/policies/impact/``."""
+        return f"policies/impact/{self.key}.html"
+
     applied = True
     manages = False
 

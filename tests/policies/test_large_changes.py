@@ -93,9 +93,12 @@ def test_the_fingerprint_changes_when_a_touched_token_is_replaced_by_another(wor
     preview = preview_policy_change(actor=org_admin, organization=world.acme, changes=changes)
     ApiToken.objects.filter(pk=ids[0]).delete()
     bulk_tokens(world.acme, 1, with_secrets=False)
-    assert preview_policy_change(
-        actor=org_admin, organization=world.acme, changes=changes
-    ).kind("expiry_shortened").count == 5
+    assert (
+        preview_policy_change(actor=org_admin, organization=world.acme, changes=changes)
+        .kind("expiry_shortened")
+        .count
+        == 5
+    )
     with pytest.raises(ImpactChanged):
         update_security_policy(
             actor=org_admin,
@@ -108,9 +111,7 @@ def test_the_fingerprint_changes_when_a_touched_token_is_replaced_by_another(wor
 # Apply in batches -----------------------------------------------------------------------------
 
 
-def test_every_token_is_rewritten_and_audited_once_across_batches(
-    world, org_admin, monkeypatch
-):
+def test_every_token_is_rewritten_and_audited_once_across_batches(world, org_admin, monkeypatch):
     monkeypatch.setattr(policy_apply, "BATCH_SIZE", 7)
     ids = bulk_tokens(world.acme, 30, with_secrets=False)
     office = corporate(org_admin)
