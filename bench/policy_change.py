@@ -1,6 +1,9 @@
 """A security policy change over many tokens: preview and apply at 200, 20,000 and 100,000
 organization tokens.
 
+The machine may be shared: beside wall-clock seconds, the CPU seconds of the process applying
+the change are printed (on SQLite they include the database's own work).
+
 The change is the one the issue measured: enforce an IP filter on organization tokens, which
 touches every token (each rewritten and audited). Applying the reverse change (no enforced
 filter: every token loses it) puts the tokens back, so that the benchmark can run again on the
@@ -48,14 +51,14 @@ def child(slug: str) -> None:
         start = time.perf_counter()
         impact = preview_policy_change(actor=admin, organization=organization, changes=enforce)
         previews.append(time.perf_counter() - start)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     applied = update_security_policy(
         actor=admin,
         organization=organization,
         changes=enforce,
         expected_impact=impact.fingerprint(),
     )
-    apply_seconds = time.perf_counter() - start
+    apply_seconds, apply_cpu = time.perf_counter() - start, time.process_time() - cpu
     start = time.perf_counter()
     released = update_security_policy(actor=admin, organization=organization, changes=release)
     release_seconds = time.perf_counter() - start
@@ -67,6 +70,7 @@ def child(slug: str) -> None:
                 "shown": len(impact.ip_filter_enforced),
                 "touched": impact.touched_count,
                 "apply": apply_seconds,
+                "apply_cpu": apply_cpu,
                 "changed": applied.progress.tokens_changed,
                 "longest": applied.progress.longest_transaction,
                 "batches": applied.progress.batches,
@@ -117,6 +121,11 @@ def main(argv: list[str] | None = None) -> dict:
                 "listed <= 100",
             ),
             (f"{size:,} tokens: apply s", round(figures["apply"], 2), "<= 10"),
+            (
+                f"{size:,} tokens: apply, CPU s of this process",
+                round(figures["apply_cpu"], 2),
+                "steadier on a shared machine; on SQLite it includes the database's work",
+            ),
             (f"{size:,} tokens: tokens rewritten", figures["changed"], f"{size:,}"),
             (f"{size:,} tokens: longest transaction s", round(figures["longest"], 3), "<= 1"),
             (
