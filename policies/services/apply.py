@@ -43,6 +43,7 @@ from policies.services.impact import (
     clean_changes,
     current_settings,
     kind_condition,
+    list_first,
     load_policy,
     measure,
     not_expired,
@@ -99,7 +100,8 @@ def update_security_policy(
             scope: proposed_settings(policy.for_scope(scope), cleaned.get(scope, {}))
             for scope in SCOPES
         }
-        impact = measure(organization, policy, proposed, previous, now)
+        # Counted here, listed after the commit: the list is for people, the count guards.
+        impact = measure(organization, policy, proposed, previous, now, shown=False)
         if expected_impact is not None and impact.fingerprint() != expected_impact:
             raise ImpactChanged(policy.version)
         # Changing the address rules of tokens is managing them: not of tokens stronger than
@@ -113,7 +115,7 @@ def update_security_policy(
                 "change these tokens' IP filter or addresses",
             )
         if not impact.setting_changes and not impact.touched_count:
-            return impact
+            return list_first(impact, organization, proposed, previous, now)
         for scope in SCOPES:
             scope_policy = policy.for_scope(scope)
             for setting, value in proposed[scope].items():
@@ -161,6 +163,8 @@ def update_security_policy(
             address=actor_copy.address,
         )
     first = time.perf_counter() - started
+    # Before any batch runs: the tokens as they were, with the settings now in force.
+    impact = list_first(impact, organization, proposed, previous, now)
     try:
         progress = finish(application)
     except DatabaseError:

@@ -11,7 +11,7 @@ kind is one more class in ``KINDS`` and one template in ``templates/policies/imp
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -605,12 +605,12 @@ def measure(
     previous: dict[str, dict[str, Any]],
     now: datetime,
     *,
-    shown: int = SHOWN,
+    shown: bool = True,
 ) -> PolicyImpact:
     """The impact of going from ``previous`` to ``proposed`` settings: counts per kind and
     scope, the number of distinct tokens touched and the fingerprint in one aggregate query
-    over the organization's tokens, then the first ``shown`` tokens of each kind that touches
-    any (by name)."""
+    over the organization's tokens, then (with ``shown``) the first ``SHOWN`` tokens of each kind
+    that touches any (by name)."""
     changes = setting_changes(policy, proposed)
     tokens = ApiToken.objects.filter(organization=organization).filter(not_expired(now))
     aggregates: dict[str, Any] = {}
@@ -654,28 +654,45 @@ def measure(
             )
         if not count:
             continue
-        condition = kind_condition(kind, proposed, previous, now)
-        first = (
-            tokens.filter(condition)
-            .select_related("ip_filter", "group", "user")
-            .order_by("name", "pk")[:shown]
-        )
         kinds.append(
             KindImpact(
                 kind=kind,
                 count=count,
                 by_scope=by_scope,
-                shown=[kind.change(token, proposed[token.scope], now) for token in first],
+                shown=[],
                 detail=kind.detail(by_scope, proposed, now),
             )
         )
-    return PolicyImpact(
+    impact = PolicyImpact(
         setting_changes=changes,
         kinds=kinds,
         touched_count=result.get("touched") or 0,
         digest=hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16],
         policy_version=policy.version,
     )
+    return list_first(impact, organization, proposed, previous, now) if shown else impact
+
+
+def list_first(
+    impact: PolicyImpact,
+    organization: Organization,
+    proposed: dict[str, dict[str, Any]],
+    previous: dict[str, dict[str, Any]],
+    now: datetime,
+) -> PolicyImpact:
+    """The impact with the first ``SHOWN`` tokens (by name) of each kind that touches any."""
+    tokens = ApiToken.objects.filter(organization=organization).filter(not_expired(now))
+    kinds = []
+    for kind_impact in impact.kinds:
+        kind = kind_impact.kind
+        first = (
+            tokens.filter(kind_condition(kind, proposed, previous, now))
+            .select_related("ip_filter", "group", "user")
+            .order_by("name", "pk")[:SHOWN]
+        )
+        shown = [kind.change(token, proposed[token.scope], now) for token in first]
+        kinds.append(replace(kind_impact, shown=shown))
+    return replace(impact, kinds=kinds)
 
 
 def preview_policy_change(
