@@ -20,8 +20,7 @@ from policies.services import (
     update_security_policy,
 )
 from policies.services import apply as policy_apply
-from tests.factories import issue
-from tests.operators.conftest import bulk_tokens
+from tests.factories import bulk_tokens, issue
 from tokens.models import ApiToken
 from webhooks import services as webhook_services
 from webhooks.models import WebhookDelivery

@@ -303,7 +303,7 @@ def test_the_preview_lists_the_tokens_a_change_touches(admin_client, world, org_
 def test_a_preview_over_many_tokens_counts_them_all_and_lists_the_first_hundred(
     admin_client, world, office
 ):
-    from tests.operators.conftest import bulk_tokens
+    from tests.factories import bulk_tokens
 
     bulk_tokens(world.acme, 130, prefix="many", with_secrets=False)
     policy = SecurityPolicy.objects.get(organization=world.acme)
