@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from access.principal import Principal as AccessPrincipal
 from orgs.models import AuditEvent, Organization, User
 from orgs.principals import Principal
 
@@ -97,7 +98,7 @@ class Actor:
     address: str | None = None
 
     @classmethod
-    def of(cls, principal: Principal) -> Actor:
+    def of(cls, principal: AccessPrincipal) -> Actor:
         token = principal.token
         return cls(
             user=principal.user,
@@ -189,7 +190,7 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
             enqueue_events(events, organization)
             return len(events)
         prepared = {
-            name: AuditEvent._meta.get_field(name).get_db_prep_save(
+            name: _field(name).get_db_prep_save(
                 value.pk if isinstance(value, models.Model) else value, connection
             )
             for name, value in common.items()
@@ -197,7 +198,7 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
         head = tuple(prepared[name] for name in _ROW_FIELDS[:3])
         actor_values = tuple(prepared[name] for name in _ROW_FIELDS[4:10])
         address = prepared["address"]
-        prepare_changes = AuditEvent._meta.get_field("changes").get_db_prep_save
+        prepare_changes = _field("changes").get_db_prep_save
         rows = [
             (
                 *head,
@@ -217,11 +218,16 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
     return len(entries)
 
 
+def _field(name: str) -> models.Field:
+    field = AuditEvent._meta.get_field(name)
+    assert isinstance(field, models.Field)  # a concrete column, not a reverse relation
+    return field
+
+
 @cache
 def _insert_sql(vendor: str) -> str:
     """The INSERT of one event; every name comes from the model's metadata, values are bound."""
     quote = connection.ops.quote_name
-    fields = [AuditEvent._meta.get_field(name) for name in _ROW_FIELDS]
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    columns = ", ".join(quote(str(_field(name).column)) for name in _ROW_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_ROW_FIELDS))
     return f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608

@@ -36,7 +36,7 @@ def enqueue_events(events: list[AuditEvent], organization: Organization) -> list
     )
     if not endpoints:
         return []
-    deliveries = []
+    deliveries: list[WebhookDelivery] = []
     for event in events:
         subscribed = [
             endpoint_id

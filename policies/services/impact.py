@@ -532,7 +532,8 @@ class PolicyImpact:
 
     def __getattr__(self, name: str) -> list[TokenChange]:
         if name in KIND_BY_KEY:
-            return self.kind(name).shown if self.kind(name) is not None else []
+            kind_impact = self.kind(name)
+            return kind_impact.shown if kind_impact is not None else []
         raise AttributeError(name)
 
     def kind(self, key: str) -> KindImpact | None:
