@@ -13,8 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -826,6 +826,41 @@ def _policy_snapshots(tokens: Any, keys: list[str]) -> dict[int, dict[str, Any]]
     return rows
 
 
+def _any(rewrites: list[PolicyRewrite]) -> Q:
+    condition = Q(pk__in=[])
+    for rewrite in rewrites:
+        condition |= rewrite.applies_to
+    return condition
+
+
+def _rewritten_fields(rewrites: list[PolicyRewrite]) -> dict[str, Case]:
+    """Every field the rewrites set, as one ``CASE`` each: the first rewrite that applies to a
+    row gives its value, else the row keeps its own. One UPDATE then writes each token once
+    (one new row version, one entry in each index, on PostgreSQL), where an UPDATE per rewrite
+    and one for the version wrote it up to four times."""
+    cases: dict[str, list[When]] = {}
+    for rewrite in rewrites:
+        for name, value in rewrite.values.items():
+            if isinstance(value, models.Model):
+                value = value.pk
+            cases.setdefault(name, []).append(
+                When(rewrite.applies_to, then=Value(value, output_field=_output_field(name)))
+            )
+    return {
+        name: Case(
+            *whens,
+            default=F(ApiToken._meta.get_field(name).attname),
+            output_field=_output_field(name),
+        )
+        for name, whens in cases.items()
+    }
+
+
+def _output_field(name: str) -> Any:
+    field = ApiToken._meta.get_field(name)
+    return field.target_field if field.is_relation else field  # type: ignore[union-attr]
+
+
 def rewrite_for_policy(
     *,
     actor: audit.Actor,
@@ -843,9 +878,10 @@ def rewrite_for_policy(
     was revoked, else "token.policy_applied"), all written in one insert.
 
     The policy services call this after checking the actor's right to change the policy.
-    Rewrites must be idempotent (a token they changed no longer matches them) and each must
-    apply only to ``candidates``, so that a batch repeated after a crash finds nothing left to
-    do for the tokens it already changed.
+    Rewrites are evaluated at once on each row (the first that applies gives a field its
+    value); they must be idempotent (a token they changed no longer matches them), must change
+    every token they apply to, and must apply only to ``candidates``, so that a batch repeated
+    after a crash finds nothing left to do for the tokens it already changed.
     """
     rewrites = list(rewrites)
     # Only what the rewrites may change is read before and after: the audit says what changed.
@@ -865,8 +901,13 @@ def rewrite_for_policy(
             organization=organization, pk__gt=after_pk, pk__lte=pks[-1]
         )
         before = _policy_snapshots(in_range.select_for_update(of=("self",)), keys)
-        for rewrite in rewrites:
-            in_range.filter(rewrite.applies_to).update(**rewrite.values)
+        in_range.filter(_any(rewrites)).update(
+            **_rewritten_fields(rewrites),
+            version=F("version") + 1,
+            modified_at=now,
+            modified_by=actor.user,
+            modified_by_name=actor.name[:150],
+        )
         after = _policy_snapshots(in_range, keys)
         entries = []
         for pk, row in after.items():
@@ -886,15 +927,7 @@ def rewrite_for_policy(
                     changes=changes,
                 )
             )
-        if entries:
-            changed = [entry.object_id for entry in entries]
-            in_range.filter(pk__in=changed).update(
-                version=F("version") + 1,
-                modified_at=now,
-                modified_by=actor.user,
-                modified_by_name=actor.name[:150],
-            )
-            audit.record_many(actor=actor, organization=organization, entries=entries)
+        audit.record_many(actor=actor, organization=organization, entries=entries)
     return RewriteBatch(last_pk=pks[-1], changed=len(entries))
 
 
