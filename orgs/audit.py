@@ -148,8 +148,8 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
     organization's webhook endpoints in the same transaction: ``record`` for thousands of
     objects changed by one decision (a policy change). Returns how many were written.
 
-    Without webhook endpoints (nothing needs the events' ids) the rows go in one
-    ``executemany`` of a plain INSERT: building a model instance per row and preparing each of
+    Without webhook endpoints (nothing needs the events' ids) the rows go in plain INSERTs of
+    500 rows each: building a model instance per row and preparing each of
     its sixteen values through the ORM cost most of a large policy change's time
     (bench/RESULTS.md, section 8). Values go through each field's own preparation all the same.
     """
@@ -214,7 +214,14 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
             for entry in entries
         ]
         with connection.cursor() as cursor:
-            cursor.executemany(_insert_sql(connection.vendor), rows)
+            limit = connection.features.max_query_params or len(_ROW_FIELDS) * _ROWS_PER_INSERT
+            per_insert = max(1, min(_ROWS_PER_INSERT, limit // len(_ROW_FIELDS)))
+            for start in range(0, len(rows), per_insert):
+                chunk = rows[start : start + per_insert]
+                cursor.execute(
+                    _insert_sql(connection.vendor, len(chunk)),
+                    [value for row in chunk for value in row],
+                )
     return len(entries)
 
 
@@ -224,10 +231,15 @@ def _field(name: str) -> models.Field:
     return field
 
 
+_ROWS_PER_INSERT = 500  # fewer where the backend binds fewer values
+
+
 @cache
-def _insert_sql(vendor: str) -> str:
-    """The INSERT of one event; every name comes from the model's metadata, values are bound."""
+def _insert_sql(vendor: str, rows: int) -> str:
+    """The INSERT of ``rows`` events; every name comes from the model's metadata, values are
+    bound."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(_field(name).column)) for name in _ROW_FIELDS)
-    placeholders = ", ".join(["%s"] * len(_ROW_FIELDS))
-    return f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    row = "(" + ", ".join(["%s"] * len(_ROW_FIELDS)) + ")"
+    values = ", ".join([row] * rows)
+    return f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608
