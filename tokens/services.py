@@ -371,7 +371,7 @@ def create_token(
         if "name" not in errors and _name_taken(
             organization, scope, name, group=group, owner=owner
         ):
-            errors["name"] = [f"A {scope} token named {name!r} already exists."]
+            errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
 
     # Nobody creates a token stronger than themselves: they would hold its secret.
@@ -420,7 +420,7 @@ def create_token(
     except IntegrityError:
         # Two creations with the same name at once: the database's unique index decides.
         raise ValidationError(
-            {"name": [f"A {scope} token named {name!r} already exists."]}
+            {"name": [f"{_article(scope)} {scope} token named {name!r} already exists."]}
         ) from None
     return IssuedToken(token=token, secret=secret)
 
@@ -641,7 +641,12 @@ def rename_token(
                 exclude=token.pk,
             ):
                 raise ValidationError(
-                    {"name": [f"A {token.scope} token named {name!r} already exists."]}
+                    {
+                        "name": [
+                            f"{_article(token.scope)} {token.scope} token named {name!r} "
+                            "already exists."
+                        ]
+                    }
                 )
             before = _snapshot(token)
             token.name = name
@@ -929,6 +934,11 @@ def rewrite_for_policy(
             )
         audit.record_many(actor=actor, organization=organization, entries=entries)
     return RewriteBatch(last_pk=pks[-1], changed=len(entries))
+
+
+def _article(word: str) -> str:
+    """'An organization', 'A group', 'A personal': the article English puts before a word."""
+    return "An" if word[:1].lower() in "aeiou" else "A"
 
 
 def permission_changes(
