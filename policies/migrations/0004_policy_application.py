@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0002_ip_filter_name_key'),
+        ('policies', '0003_scope_policy_edits_off_and_plural'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
