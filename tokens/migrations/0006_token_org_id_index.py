@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orgs', '0006_audit_export'),
-        ('policies', '0003_policy_application'),
+        ('policies', '0004_policy_application'),
         ('tokens', '0005_token_name_key'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
