@@ -202,6 +202,10 @@ def _check(found: SecretRow, raw: str, address: str | None, now: datetime) -> Pr
     policy = found.scope_policy
     if not policy.allowed:
         raise AuthenticationFailed("scope_disallowed")
+    if policy.expiry_capped(token.created_at, now):
+        # A shorter maximum lifetime counts from the policy change, before the change has
+        # rewritten this token's expiry (policies/services/apply.py rewrites in batches).
+        raise AuthenticationFailed("expired")
     owner_role = found.owner_role if token.scope == TokenScope.PERSONAL else None
     if token.scope == TokenScope.PERSONAL and owner_role is None:
         raise AuthenticationFailed("owner_not_member")
