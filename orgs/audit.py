@@ -151,7 +151,7 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
     Without webhook endpoints (nothing needs the events' ids) the rows go in plain INSERTs of
     500 rows each: building a model instance per row and preparing each of
     its sixteen values through the ORM cost most of a large policy change's time
-    (bench/RESULTS.md, section 8). Values go through each field's own preparation all the same.
+    (bench/RESULTS.md, section 9). Values go through each field's own preparation all the same.
     """
     from webhooks.outbox import enqueue_events, has_endpoints  # webhooks builds on orgs
 

@@ -11,7 +11,7 @@ Why one event per token and not one per batch: the token's own page, the audit l
 filter, webhooks and SIEMs read a token's history from events about that token
 (``object_type="api_token"``); a batch event naming a thousand ids would be invisible to all of
 them. Written in one insert per batch, they cost about a fifth of the apply's time
-(bench/RESULTS.md, section 8).
+(bench/RESULTS.md, section 9).
 
 A worker killed midway leaves the application unfinished; the next run (``finish_unfinished``:
 the worker, ``manage.py finish_policy_changes``) takes it up. Nothing is done twice: a batch's
@@ -292,7 +292,7 @@ def _no_wait_for_disk() -> None:
     batches, whole, with their audit events, never half of one, and since WAL is replayed in
     order nothing after them survives either, so the change stays unfinished and the next run
     redoes them. The policy's own commit still waits for the disk. On a busy disk a commit
-    that waits costs more than the batch's work (bench/RESULTS.md, section 8)."""
+    that waits costs more than the batch's work (bench/RESULTS.md, section 9)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
