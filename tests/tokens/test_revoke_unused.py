@@ -87,7 +87,7 @@ def test_the_preview_counts_what_the_next_cleanup_would_revoke(org_admin, tokens
         changes={"organization": {"revoke_unused_days": 90}},
     )
     assert {change.token.name for change in impact.unused_revoked} == {"stale", "never old"}
-    assert "2 unused tokens would be revoked by the next daily cleanup" in impact.summary()
+    assert "2 tokens would be revoked as unused by the next daily cleanup" in impact.summary()
     assert [change.after_text for change in impact.setting_changes] == ["90 days"]
     assert all(status(token) == "active" for token in tokens.values())
 
@@ -171,7 +171,7 @@ def test_the_console_previews_and_saves_it(client, world, org_admin, tokens):
     policy = SecurityPolicy.objects.get(organization=world.acme)
     data = policy_form(policy, **{"organization-revoke_unused_days": "90"})
     preview = client.post("/o/acme/policy/preview/", data).content.decode()
-    assert "2 unused tokens would be revoked by the next daily cleanup" in preview
+    assert "2 tokens would be revoked as unused by the next daily cleanup" in preview
     assert "never (created" in preview and "stale" in preview
     fingerprint = preview.split('name="expected_impact" value="')[1].split('"')[0]
     client.post("/o/acme/policy/", {**data, "expected_version": 1, "expected_impact": fingerprint})

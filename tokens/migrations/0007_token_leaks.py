@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0005_token_name_key'),
+        ('tokens', '0006_token_org_id_index'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('policies', '0003_scope_policy_edits_off_and_plural'),
+        ('policies', '0004_policy_application'),
     ]
 
     operations = [
