@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.base import ModelState
 
 from orgs.models import Group, GroupMembership, Organization, OrganizationMembership, User
@@ -129,28 +129,32 @@ def _readers(vendor: str) -> tuple[tuple, ...]:
     return tuple(readers)
 
 
-def _instance(model: type[models.Model], attnames: tuple[str, ...], values: list) -> models.Model:
+def _instance(
+    model: type[models.Model], attnames: tuple[str, ...], values: list, database: str
+) -> models.Model:
     """A model instance as ``from_db`` makes it, fields not selected deferred, without running
     ``__init__`` (its signals and per-field work cost more than the query on this path)."""
     instance = model.__new__(model)
     instance.__dict__.update(zip(attnames, values, strict=True))
     state = ModelState()
     state.adding = False
-    state.db = connection.alias
+    state.db = database
     instance._state = state
     return instance
 
 
 def find_secret(digests: list[str]) -> SecretRow | None:
     """Fetch the secret with one of these digests, and all authentication needs, in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(len(digests), connection.vendor), digests)
+    # The connection itself, not the proxy that looks it up on every attribute.
+    database = connections[DEFAULT_DB_ALIAS]
+    with database.cursor() as cursor:
+        cursor.execute(_sql(len(digests), database.vendor), digests)
         row = cursor.fetchone()
     if row is None:
         return None
     instances: dict[str, models.Model | None] = {}
     position = 0
-    for alias, model, nullable, attnames, converters in _readers(connection.vendor):
+    for alias, model, nullable, attnames, converters in _readers(database.vendor):
         end = position + len(attnames)
         if nullable and row[position] is None:
             instances[alias] = None
@@ -161,9 +165,9 @@ def find_secret(digests: list[str]) -> SecretRow | None:
         for index, functions, expression in converters:
             value = values[index]
             for function in functions:
-                value = function(value, expression, connection)
+                value = function(value, expression, database)
             values[index] = value
-        instances[alias] = _instance(model, attnames, values)
+        instances[alias] = _instance(model, attnames, values, database.alias)
     owner_role, owner_is_group_admin = row[position], row[position + 1]
     secret, token = instances["s"], instances["t"]
     # The related objects are cached as select_related would cache them.
