@@ -55,7 +55,7 @@ def child(slug: str, batch_size: int) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=5000)  # the command's default
+    parser.add_argument("--batch-size", type=int, default=2000)  # the command's default
     parser.add_argument("--child", metavar="SLUG")
     args = parser.parse_args(argv)
     if args.child:
