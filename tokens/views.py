@@ -292,7 +292,10 @@ def _render_list(
     page_obj = TokenPage(
         tokens,
         request.GET.get("page"),
-        defer_count=bool(getattr(filter_form, "cleaned_data", {}).get("q")),
+        # Without JavaScript, the "Count the matching tokens" link asks for the whole page
+        # with its total.
+        defer_count=bool(getattr(filter_form, "cleaned_data", {}).get("q"))
+        and not request.GET.get("count"),
     )
     context.update(
         page_obj=page_obj,

@@ -213,6 +213,9 @@ def test_a_filtered_list_shows_its_page_first_and_counts_the_matches_after(
     assert "1–50 of 55 tokens" in counted and "batch" not in counted
     second = as_alice.get("/o/acme/tokens/?q=batch&page=2", **HTMX).content.decode()
     assert "51–55 of 55 tokens" in second and "Page 2 of 2" in second
+    # Without JavaScript the link to the count is a whole page that says it.
+    whole = as_alice.get("/o/acme/tokens/?q=batch&page=1&count=1").content.decode()
+    assert "<html" in whole and "1–50 of 55 tokens" in whole and "Page 1 of 2" in whole
 
 
 def test_a_page_number_past_the_end_or_nonsense_shows_a_real_page(as_alice, org_admin):
