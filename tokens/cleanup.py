@@ -261,7 +261,7 @@ _cascades: dict[str, frozenset[str]] = {}
 
 def _cascaded_by_database() -> frozenset[str]:
     """Tables whose rows PostgreSQL itself deletes with their token (``ON DELETE CASCADE``,
-    migration tokens.0006); elsewhere, none. Read once per database and process: if a later
+    migration tokens.0007); elsewhere, none. Read once per database and process: if a later
     migration took a cascade away, the rows left behind would fail the batch's commit on
     their foreign key, never stay orphaned."""
     if connection.vendor != "postgresql":

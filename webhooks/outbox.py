@@ -11,7 +11,8 @@ from functools import cache
 from django.db import connection
 
 from orgs.models import AuditEvent, Organization
-from webhooks import events, payloads
+from webhooks import events as event_types
+from webhooks import payloads
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -32,26 +33,43 @@ def _endpoints_sql() -> str:
     )
 
 
+def has_endpoints(organization: Organization) -> bool:
+    """Whether any active endpoint of the organization may want its events (one indexed
+    query), so that writers of many events know whether the events' ids are needed."""
+    return WebhookEndpoint.objects.filter(organization_id=organization.pk, active=True).exists()
+
+
 def enqueue_event(event: AuditEvent, organization: Organization) -> list[WebhookDelivery]:
-    """Queue the event for every active endpoint of its organization that subscribes to it.
+    return enqueue_events([event], organization)
+
+
+def enqueue_events(events: list[AuditEvent], organization: Organization) -> list[WebhookDelivery]:
+    """Queue each event (all of one organization) for every active endpoint of the
+    organization that subscribes to it.
 
     One indexed query when the organization has no endpoint (the usual case), and one insert
-    for all the deliveries otherwise.
+    for all the deliveries otherwise, however many events.
     """
     with connection.cursor() as cursor:
         cursor.execute(_endpoints_sql(), [organization.pk, True])
         rows = cursor.fetchall()
     patterns_of = WebhookEndpoint._meta.get_field("events").from_db_value
-    subscribed = [
-        endpoint_id
-        for endpoint_id, patterns in rows
-        if events.matches(patterns_of(patterns, None, connection), event.action)
+    endpoints = [
+        (endpoint_id, patterns_of(patterns, None, connection)) for endpoint_id, patterns in rows
     ]
-    if not subscribed:
+    if not endpoints:
         return []
-    body = payloads.event_body(event, organization.slug)
-    return WebhookDelivery.objects.bulk_create(
-        [
+    deliveries: list[WebhookDelivery] = []
+    for event in events:
+        subscribed = [
+            endpoint_id
+            for endpoint_id, patterns in endpoints
+            if event_types.matches(patterns, event.action)
+        ]
+        if not subscribed:
+            continue
+        body = payloads.event_body(event, organization.slug)
+        deliveries.extend(
             WebhookDelivery(
                 endpoint_id=endpoint_id,
                 message_id=payloads.new_message_id(),
@@ -62,5 +80,5 @@ def enqueue_event(event: AuditEvent, organization: Organization) -> list[Webhook
                 created_at=event.occurred_at,
             )
             for endpoint_id in subscribed
-        ]
-    )
+        )
+    return WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)

@@ -49,7 +49,7 @@ def _set(on_delete: str):  # noqa: ANN202
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tokens", "0005_token_name_key")]
+    dependencies = [("tokens", "0006_token_org_id_index")]
 
     operations = [
         migrations.RunPython(_set(" ON DELETE CASCADE"), _set(""), elidable=False),

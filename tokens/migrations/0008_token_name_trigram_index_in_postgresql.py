@@ -41,6 +41,6 @@ def drop(apps, schema_editor):  # noqa: ANN001, ANN201
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tokens", "0006_cascade_deletes_in_postgresql")]
+    dependencies = [("tokens", "0007_cascade_deletes_in_postgresql")]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
