@@ -5,6 +5,7 @@ Console views, the API, admin actions and management commands call these and not
 
 from __future__ import annotations
 
+import functools
 import secrets as random_source
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
@@ -75,13 +76,28 @@ def _new_secret(token: ApiToken, now: datetime, secret: str | None = None) -> st
     return secret
 
 
-def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
-    """The organization's rules for one kind of token (one query, one join)."""
-    field = {"organization": "organization_tokens", "group": "group_tokens"}.get(
-        scope, "personal_tokens"
+_POLICY_FIELDS = {"organization": "organization_tokens", "group": "group_tokens"}
+
+
+@functools.cache
+def _scope_policy_sql(field: str) -> str:
+    quote = connection.ops.quote_name
+    security = SecurityPolicy._meta
+    return (
+        f"SELECT p.* FROM {quote(ScopePolicy._meta.db_table)} p "  # noqa: S608 (metadata)
+        f"JOIN {quote(security.db_table)} s ON s.{quote(security.get_field(field).column)} = p.id "
+        f"WHERE s.{quote(security.get_field('organization').column)} = %s"
     )
-    policy = SecurityPolicy.objects.select_related(field).get(organization=organization)
-    return getattr(policy, field)
+
+
+def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
+    """The organization's rules for one kind of token (one query, one join), written once:
+    every token change reads it, and building it through the ORM cost more than running it."""
+    field = _POLICY_FIELDS.get(scope, "personal_tokens")
+    found = list(ScopePolicy.objects.raw(_scope_policy_sql(field), [organization.pk]))
+    if not found:
+        raise SecurityPolicy.DoesNotExist(f"No security policy for {organization.slug}.")
+    return found[0]
 
 
 def _snapshot(token: ApiToken) -> dict[str, Any]:
@@ -307,6 +323,121 @@ def _clean_addresses(
 # Create -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _NewToken:
+    """What a creation asked for, checked against the rules and the policy."""
+
+    name: str
+    role: str
+    permissions: list[str]
+    expires_at: datetime | None
+    addresses: _Addresses
+
+
+def _validated_new_token(
+    actor: Principal,
+    organization: Organization,
+    policy: ScopePolicy,
+    *,
+    scope: str,
+    group: Group | None,
+    name: str,
+    role: str,
+    permissions: list[str],
+    expires_at: datetime | None,
+    allowed_addresses: Iterable[str],
+    ip_filter: IpFilter | None,
+    now: datetime,
+) -> _NewToken:
+    """Check every field of a new token at once and raise one ValidationError naming each
+    field that is wrong, so that one round fixes them all."""
+    errors: dict[str, list[str]] = {}
+    name, name_errors = _validate_name(actor, name)
+    if name_errors:
+        errors["name"] = name_errors
+    if role not in TokenRole.values:
+        errors["role"] = ["Choose admin, member or custom."]
+    permission_errors = _validate_permissions(role, permissions, scope)
+    if permission_errors:
+        errors["permissions"] = permission_errors
+    if role != TokenRole.CUSTOM:
+        permissions = []
+    if expires_at is DEFAULT:
+        expires_at = policy.latest_expiry(now)
+    expiry_error = policy.expiry_error(expires_at, now)
+    if expiry_error:
+        errors["expiry"] = [expiry_error]
+    addresses = _clean_addresses(policy, organization, ip_filter, allowed_addresses)
+    errors.update(addresses.errors)
+    if errors:
+        # Said with the other mistakes; otherwise the unique index decides at creation, which
+        # also settles two creations at once, in one query less.
+        owner = actor.user if scope == TokenScope.PERSONAL else None
+        if "name" not in errors and _name_taken(
+            organization, scope, name, group=group, owner=owner
+        ):
+            errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
+        raise ValidationError(errors)
+    return _NewToken(
+        name=name, role=role, permissions=permissions, expires_at=expires_at, addresses=addresses
+    )
+
+
+def _insert_token(
+    actor: Principal,
+    organization: Organization,
+    scope: str,
+    group: Group | None,
+    new: _NewToken,
+    now: datetime,
+) -> IssuedToken:
+    """Write the token, its technical user (personal tokens act as their owner), its secret's
+    digest and the audit event, in one transaction; the unique index settles a name taken
+    meanwhile."""
+    try:
+        with transaction.atomic():
+            if scope == TokenScope.PERSONAL:
+                user = actor.user
+            else:
+                user = User(
+                    username=_technical_username(organization, new.name),
+                    kind=UserKind.TECHNICAL,
+                    display_name=new.name,
+                )
+                user.set_unusable_password()
+                user.save()
+            token = ApiToken(
+                organization=organization,
+                group=group,
+                scope=scope,
+                name=new.name,
+                user=user,
+                role=new.role,
+                permissions=new.permissions,
+                expires_at=new.expires_at,
+                allowed_addresses=new.addresses.allowed_addresses,
+                ip_filter=new.addresses.ip_filter,
+                ip_filter_from_policy=new.addresses.from_policy,
+                created_at=now,
+                created_by=actor.user,
+                created_by_name=actor.name[:150],
+                modified_at=now,
+                modified_by=actor.user,
+                modified_by_name=actor.name[:150],
+            )
+            secret = token_format.generate(scope)
+            token.partial_token = token_format.partial(secret)
+            token.save()
+            _new_secret(token, now, secret)
+            _record(actor, "token.created", token, audit.diff({}, _snapshot(token)))
+    except IntegrityError:
+        # Two creations with the same name at once: the database's unique index decides.
+        raise ValidationError(
+            {"name": [f"{_article(scope)} {scope} token named {new.name!r} already exists."]}
+        ) from None
+    return IssuedToken(token=token, secret=secret)
+
+
 def create_token(
     *,
     actor: Principal,
@@ -323,12 +454,9 @@ def create_token(
 ) -> IssuedToken:
     """Create a token and return it with its secret, which is never shown again."""
     now = now or timezone.now()
-    permissions = sorted(set(permissions))
     rules.require_same_organization(actor, organization.pk)
     if scope not in TokenScope.values:
         raise ValidationError({"scope": ["Choose organization, group or personal."]})
-
-    # Who may create what.
     if scope == TokenScope.GROUP:
         if group is None:
             raise ValidationError({"group": ["A group token needs a group."]})
@@ -337,92 +465,29 @@ def create_token(
     else:
         group = None
     rules.require_create_token(actor, scope, group.pk if group is not None else None)
-
     policy = _scope_policy(organization, scope)
-    if not policy.allowed:
-        raise PolicyViolation(
-            f"The security policy does not allow {scope} tokens.", setting=f"{scope}.allowed"
-        )
-
-    errors: dict[str, list[str]] = {}
-    name, name_errors = _validate_name(actor, name)
-    if name_errors:
-        errors["name"] = name_errors
-    if role not in TokenRole.values:
-        errors["role"] = ["Choose admin, member or custom."]
-    permission_errors = _validate_permissions(role, permissions, scope)
-    if permission_errors:
-        errors["permissions"] = permission_errors
-    if role != TokenRole.CUSTOM:
-        permissions = []
-
-    if expires_at is DEFAULT:
-        expires_at = policy.latest_expiry(now)
-    expiry_error = policy.expiry_error(expires_at, now)
-    if expiry_error:
-        errors["expiry"] = [expiry_error]
-
-    addresses = _clean_addresses(policy, organization, ip_filter, allowed_addresses)
-    errors.update(addresses.errors)
-    if errors:
-        # Said with the other mistakes, so that one round fixes them all; otherwise the unique
-        # index decides below, which also settles two creations at once, in one query less.
-        owner = actor.user if scope == TokenScope.PERSONAL else None
-        if "name" not in errors and _name_taken(
-            organization, scope, name, group=group, owner=owner
-        ):
-            errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
-        raise ValidationError(errors)
-
+    _require_allowed(policy, scope)
+    new = _validated_new_token(
+        actor,
+        organization,
+        policy,
+        scope=scope,
+        group=group,
+        name=name,
+        role=role,
+        permissions=sorted(set(permissions)),
+        expires_at=expires_at,
+        allowed_addresses=allowed_addresses,
+        ip_filter=ip_filter,
+        now=now,
+    )
     # Nobody creates a token stronger than themselves: they would hold its secret.
     rules.require_grant(
         actor,
-        rules.new_token_permissions(actor, scope, role, permissions),
-        "permissions" if role == TokenRole.CUSTOM else "role",
+        rules.new_token_permissions(actor, scope, new.role, new.permissions),
+        "permissions" if new.role == TokenRole.CUSTOM else "role",
     )
-
-    try:
-        with transaction.atomic():
-            if scope == TokenScope.PERSONAL:
-                user = actor.user
-            else:
-                user = User(
-                    username=_technical_username(organization, name),
-                    kind=UserKind.TECHNICAL,
-                    display_name=name,
-                )
-                user.set_unusable_password()
-                user.save()
-            token = ApiToken(
-                organization=organization,
-                group=group,
-                scope=scope,
-                name=name,
-                user=user,
-                role=role,
-                permissions=permissions,
-                expires_at=expires_at,
-                allowed_addresses=addresses.allowed_addresses,
-                ip_filter=addresses.ip_filter,
-                ip_filter_from_policy=addresses.from_policy,
-                created_at=now,
-                created_by=actor.user,
-                created_by_name=actor.name[:150],
-                modified_at=now,
-                modified_by=actor.user,
-                modified_by_name=actor.name[:150],
-            )
-            secret = token_format.generate(scope)
-            token.partial_token = token_format.partial(secret)
-            token.save()
-            _new_secret(token, now, secret)
-            _record(actor, "token.created", token, audit.diff({}, _snapshot(token)))
-    except IntegrityError:
-        # Two creations with the same name at once: the database's unique index decides.
-        raise ValidationError(
-            {"name": [f"{_article(scope)} {scope} token named {name!r} already exists."]}
-        ) from None
-    return IssuedToken(token=token, secret=secret)
+    return _insert_token(actor, organization, scope, group, new, now)
 
 
 # Changes ------------------------------------------------------------------------------------

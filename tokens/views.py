@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
@@ -21,7 +20,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
-from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -57,22 +55,81 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 
-class CappedPaginator(Paginator):
-    """A paginator whose total is exact up to COUNT_CAP and "more than COUNT_CAP" beyond."""
+# Pages go no further than the capped count reaches.
+LAST_PAGE = COUNT_CAP // PAGE_SIZE + 1
 
-    @cached_property
-    def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_CAP + 1].count()
+
+def _page_number(value: str | None) -> int:
+    try:
+        return min(max(1, int(value or 1)), LAST_PAGE)
+    except (TypeError, ValueError, OverflowError):
+        return 1
+
+
+class TokenPage:
+    """One page of a token list, read before its total and without it.
+
+    The page reads one row more than it shows, to know whether another page follows. The
+    total of matches is then known for free when the page is the last one; otherwise it is
+    counted up to COUNT_CAP, at once for a plain list (a walk of the organization's index),
+    and in a second request for a text filter (``?count=1``), whose count must read every
+    token name of the list while the page stops after fifty matches.
+    """
+
+    def __init__(self, queryset: ApiTokenQuerySet, number: str | None, *, defer_count: bool):
+        self._queryset = queryset
+        self.number = _page_number(number)
+        bottom = (self.number - 1) * PAGE_SIZE
+        rows = list(queryset[bottom : bottom + PAGE_SIZE + 1])
+        if not rows and self.number > 1:
+            # Past the end (a link from before tokens were deleted): the last page instead.
+            self.number = max(1, -(-min(self.capped_count(), COUNT_CAP) // PAGE_SIZE))
+            bottom = (self.number - 1) * PAGE_SIZE
+            rows = list(queryset[bottom : bottom + PAGE_SIZE + 1])
+        self.has_next = len(rows) > PAGE_SIZE
+        self.object_list = rows[:PAGE_SIZE]
+        self.start_index = bottom + 1 if self.object_list else 0
+        self.end_index = bottom + len(self.object_list)
+        self.count: int | None
+        if not self.has_next:
+            self.count = self.end_index
+        elif defer_count:
+            self.count = None
+        else:
+            self.count = self.capped_count()
+
+    def capped_count(self) -> int:
+        return self.capped_count_of(self._queryset)
+
+    @staticmethod
+    def capped_count_of(queryset: ApiTokenQuerySet) -> int:
+        """Matches counted up to one more than COUNT_CAP."""
+        return queryset.order_by()[: COUNT_CAP + 1].count()
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.object_list)
 
     @property
     def is_capped(self) -> bool:
-        return self.count > COUNT_CAP
+        return self.count is not None and self.count > COUNT_CAP
 
-    def page(self, number: int | str):  # noqa: ANN201 (Django's Page)
-        # Django trims the last page to the count; past the cap the count is not the end.
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def num_pages(self) -> int | None:
+        if self.count is None or self.is_capped:
+            return None
+        return max(1, -(-self.count // PAGE_SIZE))
 
 
 USAGE_DAYS = 30
@@ -211,20 +268,42 @@ def _render_list(
     all_tokens = page.tokens(request.principal)
     filter_form = TokenFilterForm(request.GET)
     tokens = filter_form.filter(all_tokens, now).select_related("ip_filter")
-    page_obj = CappedPaginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("count", None)
     context = {
         "scope_page": page,
         "filter_form": filter_form,
-        "page_obj": page_obj,
         "query": query.urlencode(),
-        "has_tokens": page_obj.paginator.count > 0 or all_tokens.listed(now).exists(),
-        "policy": _scope_policy(request.organization, page.scope),
         "count_cap": f"{COUNT_CAP:,}",
         **(extra or {}),
     }
     template = "tokens/token_list.html"
+    if request.GET.get("count") and _is_partial(request):
+        # The second request of a filtered list: the total of matches alone.
+        count = TokenPage.capped_count_of(tokens)
+        number = _page_number(request.GET.get("page"))
+        context.update(
+            count=count,
+            count_is_capped=count > COUNT_CAP,
+            start_index=min((number - 1) * PAGE_SIZE + 1, count),
+            end_index=min(number * PAGE_SIZE, count),
+        )
+        return _vary_on_htmx(render(request, template + "#token-count", context))
+    page_obj = TokenPage(
+        tokens,
+        request.GET.get("page"),
+        # Without JavaScript, the "Count the matching tokens" link asks for the whole page
+        # with its total.
+        defer_count=bool(getattr(filter_form, "cleaned_data", {}).get("q"))
+        and not request.GET.get("count"),
+    )
+    context.update(
+        page_obj=page_obj,
+        has_tokens=bool(page_obj.object_list) or all_tokens.listed(now).exists(),
+        policy=_scope_policy(request.organization, page.scope),
+        count_url=f"?{query.urlencode()}&page={page_obj.number}&count=1".replace("?&", "?"),
+    )
     if _is_partial(request):
         template += "#token-results"
     return _vary_on_htmx(render(request, template, context))

@@ -26,6 +26,7 @@ CATALOG: dict[str, str] = {
     "token.leaked": "A token's secret was reported or found in public, or pasted into a form.",
     "token.policy_applied": "A security policy change altered a token.",
     "tokens.cleaned_up": "cleanup_tokens deleted or revoked tokens.",
+    "tokens.deleted": "cleanup_tokens deleted a batch of old tokens; the event lists them.",
     "security_policy.changed": "The security policy changed.",
     "ip_filter.created": "An IP filter was created.",
     "ip_filter.changed": "An IP filter's name, description or rules changed.",
