@@ -143,7 +143,6 @@ class Group(KeyedName):
         return self.name
 
 
-
 class OrganizationMembershipQuerySet(models.QuerySet["OrganizationMembership"]):
     def visible_to(self, principal: Principal) -> OrganizationMembershipQuerySet:
         """The memberships the principal may see (``access.visibility.organization_members``)."""

@@ -92,9 +92,7 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
             order = expression.desc() if descending else expression.asc()
         else:
             column = F(SORT_FIELDS[field])
-            order = (
-                column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
-            )
+            order = column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
         return self.order_by(order, "-id" if descending else "id")
 
 
@@ -197,7 +195,6 @@ class ApiToken(KeyedName):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.partial_token})"
-
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
