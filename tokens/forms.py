@@ -98,10 +98,7 @@ class TokenFilterForm(forms.Form):
         """Apply the valid parts of the filter and the sort to the list's tokens."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
-        if self.inactive:
-            queryset = queryset.inactive(now)
-        else:
-            queryset = queryset.current(now)
+        queryset = queryset.inactive(now) if self.inactive else queryset.current(now)
         if data.get("q") and data["q"].strip():
             queryset = queryset.matching(data["q"])
         status = data.get("status")
