@@ -247,6 +247,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "orgs.console.console_permissions",
+                "tokens.console.expiring_tokens_banner",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },
