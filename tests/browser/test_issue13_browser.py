@@ -161,7 +161,7 @@ def test_a_banner_lists_the_viewer_s_tokens_expiring_within_7_days(world, page, 
     soon = issue(
         carol, scope="personal", role="member", name="Laptop", expires_in=timedelta(days=2)
     )
-    issue(carol, scope="personal", role="member", name="Desktop", expires_in=timedelta(days=40))
+    issue(carol, scope="personal", role="member", name="Desktop", expires_in=timedelta(days=20))
     sign_in("carol")
     banner = page.get_by_role("region", name="A token expires within 7 days")
     expect(banner).to_be_visible()
