@@ -238,6 +238,7 @@ def _render_list(
     query.pop("page", None)
     policy = _scope_policy(request.organization, page.scope)
     shown = all_tokens.inactive(now) if inactive else all_tokens.current(now)
+    has_tokens = page_obj.paginator.count > 0 or shown.exists()
     rows = [
         {"token": token, "actions": allowed_actions(principal, token, policy, now=now)}
         for token in page_obj
@@ -252,7 +253,9 @@ def _render_list(
         "rows": rows,
         "query": query.urlencode(),
         "sort_columns": filter_form.sort_columns(request.GET),
-        "has_tokens": page_obj.paginator.count > 0 or shown.exists(),
+        "has_tokens": has_tokens,
+        # An empty main list says where the revoked and expired ones went.
+        "has_inactive": not inactive and not has_tokens and all_tokens.inactive(now).exists(),
         "policy": policy,
         "count_cap": f"{COUNT_CAP:,}",
         **(extra or {}),

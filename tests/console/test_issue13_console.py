@@ -62,6 +62,14 @@ def test_the_main_list_keeps_active_tokens_and_those_expired_for_five_minutes(as
     assert names_in_order(content) == ["Just expired"]
 
 
+def test_an_empty_main_list_points_to_the_inactive_one(as_alice, org_admin):
+    token = issue(org_admin, name="Only one").token
+    revoke_token(actor=org_admin, token=token)
+    content = as_alice.get("/o/acme/tokens/").content.decode()
+    assert "No active tokens" in content
+    assert '<a href="/o/acme/tokens/inactive/">Inactive</a>' in content
+
+
 def test_a_filtered_inactive_list_shows_only_leaked_tokens(as_alice, org_admin):
     leaked = issue(org_admin, name="Pasted")
     treat_pasted_as_leaked(actor=org_admin, secrets=[leaked.secret])
