@@ -11,7 +11,7 @@ from django.http import QueryDict
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
 from policies.models import IpFilter, ScopePolicy
-from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
+from tokens.models import ApiTokenQuerySet, TokenRole, TokenStatus
 
 ROLE_CHOICES = [
     (TokenRole.ADMIN, "Admin"),
@@ -102,18 +102,13 @@ class TokenFilterForm(forms.Form):
         if data.get("q") and data["q"].strip():
             queryset = queryset.matching(data["q"])
         status = data.get("status")
-        if status == "active":
-            queryset = queryset.active(now)
-        elif status == "revoked":
-            queryset = queryset.filter(status=TokenStatus.REVOKED)
-        elif status == "leaked":
+        if status == "leaked":
             queryset = queryset.filter(
                 status=TokenStatus.REVOKED, revoked_reason__startswith=LEAKED_REASON_PREFIX
             )
-        elif status == "expired":
-            queryset = queryset.filter(status=TokenStatus.ACTIVE, expires_at__lte=now)
-            if not self.inactive:
-                queryset = queryset.filter(expires_at__gt=now - LISTED_AFTER_EXPIRY)
+        else:
+            # The main list holds expired tokens for five minutes only; Inactive all of them.
+            queryset = queryset.with_status(status, now)
         return queryset.sorted_by(self.sort_key)
 
     @property

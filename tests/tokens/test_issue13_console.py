@@ -11,8 +11,7 @@ import time_machine
 from django.utils import timezone
 
 from orgs.models import AuditEvent
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 from tokens.models import ApiToken
 from tokens.services import revoke_token, treat_pasted_as_leaked
 from tokens.templatetags.token_format import relative_text

@@ -10,8 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from orgs.models import AuditEvent
-from tests.api.conftest import Api
-from tests.factories import issue
+from tests.factories import Api, issue
 from tokens.models import ApiToken
 from tokens.services import revoke_token, treat_pasted_as_leaked
 
