@@ -88,7 +88,10 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def expiring_within(self, span: timedelta, now: datetime | None = None) -> ApiTokenQuerySet:
         """Active tokens whose expiry falls in the next ``span``."""
         now = now or timezone.now()
-        return self.active(now).filter(expires_at__lte=now + span)
+        # A plain range on the expiry (no "or no expiry"), so an index on it answers.
+        return self.filter(
+            status=TokenStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + span
+        )
 
     def matching(self, text: str) -> ApiTokenQuerySet:
         """Tokens whose name or description contains ``text``, in any case."""
@@ -168,6 +171,17 @@ class ApiToken(KeyedName):
         ordering = ["name", "id"]
         indexes = [
             models.Index(fields=["organization", "scope", "name"], name="token_org_scope_name"),
+            # The banner of tokens expiring soon in an organization of 100,000 tokens.
+            models.Index(fields=["organization", "expires_at"], name="token_org_expires_at"),
+            # The lists' default order, names case folded: without it a list of 100,000 tokens
+            # sorts them all for every page.
+            models.Index(
+                F("organization"),
+                F("scope"),
+                Lower("name"),
+                F("id"),
+                name="token_org_scope_lower_name",
+            ),
             models.Index(fields=["expires_at"], name="token_expires_at"),
             models.Index(fields=["status", "revoked_at"], name="token_status_revoked"),
         ]

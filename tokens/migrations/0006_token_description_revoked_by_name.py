@@ -1,3 +1,4 @@
+import django.db.models.functions.text
 from django.db import migrations, models
 from django.db.models import F
 
@@ -24,4 +25,18 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, default="", max_length=150),
         ),
         migrations.RunPython(name_revokers, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="apitoken",
+            index=models.Index(fields=["organization", "expires_at"], name="token_org_expires_at"),
+        ),
+        migrations.AddIndex(
+            model_name="apitoken",
+            index=models.Index(
+                F("organization"),
+                F("scope"),
+                django.db.models.functions.text.Lower("name"),
+                F("id"),
+                name="token_org_scope_lower_name",
+            ),
+        ),
     ]
