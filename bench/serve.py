@@ -101,6 +101,7 @@ def gunicorn(environment: dict[str, str], port: int, *, workers: int = 5, thread
             stderr=log,
             start_new_session=True,
         )
+        process.log_path = log.name  # what the server logged, readable until the block ends
         try:
             wait_until_up(port)
             yield process

@@ -2,8 +2,18 @@ import pytest
 from django.core.cache import cache
 
 from orgs.models import User
-from tests.factories import CUSTOM_PERMISSIONS, Api, Callers, World, build_world, issue
+from tests.factories import (
+    CUSTOM_PERMISSIONS,
+    Api,
+    Callers,
+    World,
+    allow_permission_edits,
+    build_world,
+    issue,
+)
 from tests.webhooks.receiver import FakeDns
+from tokens.auth import failures
+from tokens.outage import redis_outage
 from tokens.usage import buffer
 
 
@@ -19,9 +29,13 @@ def _isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     buffer.clear()
+    failures.clear()
+    redis_outage.reset()
     yield
     buffer.clear()
     cache.clear()
+    failures.clear()
+    redis_outage.reset()
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +49,12 @@ def dns(monkeypatch) -> FakeDns:
 @pytest.fixture
 def world(db) -> World:
     return build_world()
+
+
+@pytest.fixture
+def permission_edits_allowed(world) -> None:
+    """Acme lets its tokens' permissions be edited (off in a new organization)."""
+    allow_permission_edits(world.acme)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.utils import timezone
 from orgs.models import Group, Organization, Role, User, UserKind
 from orgs.principals import Principal
 from people.services import create_group, create_organization, set_group_member, set_member
+from policies.services import update_security_policy
 from tokens.models import ApiToken, TokenSecret
 from tokens.services import DEFAULT, IssuedToken, create_token
 
@@ -55,6 +56,18 @@ def make_group(
     if admin is not None:
         set_group_member(actor=OPERATOR, group=group, user=admin, role=Role.ADMIN)
     return group
+
+
+def allow_permission_edits(organization: Organization) -> None:
+    """Turn on permission edits for every kind of token (new organizations start without)."""
+    update_security_policy(
+        actor=Principal.operator(organization=organization, label="tests"),
+        organization=organization,
+        changes={
+            scope: {"permission_edits_allowed": True}
+            for scope in ("organization", "group", "personal")
+        },
+    )
 
 
 def issue(
