@@ -32,6 +32,7 @@ from tokens.models import ApiToken, TokenRole, TokenScope, TokenSecret, TokenSta
 
 MAX_GRACE = timedelta(days=7)
 NAME_MAX_LENGTH = 100
+DESCRIPTION_MAX_LENGTH = 1000
 REASON_MAX_LENGTH = 500
 MAX_ALLOWED_ADDRESSES = 100
 
@@ -103,6 +104,7 @@ def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
 def _snapshot(token: ApiToken) -> dict[str, Any]:
     return {
         "name": token.name,
+        "description": token.description,
         "role": token.role,
         "permissions": sorted(token.permissions),
         "status": token.status,
@@ -222,6 +224,18 @@ def _validate_name(actor: Principal, name: str) -> tuple[str, list[str]]:
     return cleaned.value, cleaned.errors
 
 
+def _validate_description(actor: Principal, description: str | None) -> tuple[str, list[str]]:
+    cleaned = checked_text(
+        actor,
+        description,
+        label="A description",
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+        multiline=True,
+    )
+    return cleaned.value, cleaned.errors
+
+
 def _name_taken(
     organization: Organization,
     scope: str,
@@ -328,6 +342,7 @@ class _NewToken:
     """What a creation asked for, checked against the rules and the policy."""
 
     name: str
+    description: str
     role: str
     permissions: list[str]
     expires_at: datetime | None
@@ -342,6 +357,7 @@ def _validated_new_token(
     scope: str,
     group: Group | None,
     name: str,
+    description: str,
     role: str,
     permissions: list[str],
     expires_at: datetime | None,
@@ -355,6 +371,9 @@ def _validated_new_token(
     name, name_errors = _validate_name(actor, name)
     if name_errors:
         errors["name"] = name_errors
+    description, description_errors = _validate_description(actor, description)
+    if description_errors:
+        errors["description"] = description_errors
     if role not in TokenRole.values:
         errors["role"] = ["Choose admin, member or custom."]
     permission_errors = _validate_permissions(role, permissions, scope)
@@ -379,7 +398,12 @@ def _validated_new_token(
             errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
     return _NewToken(
-        name=name, role=role, permissions=permissions, expires_at=expires_at, addresses=addresses
+        name=name,
+        description=description,
+        role=role,
+        permissions=permissions,
+        expires_at=expires_at,
+        addresses=addresses,
     )
 
 
@@ -411,6 +435,7 @@ def _insert_token(
                 group=group,
                 scope=scope,
                 name=new.name,
+                description=new.description,
                 user=user,
                 role=new.role,
                 permissions=new.permissions,
@@ -443,6 +468,7 @@ def create_token(
     actor: Principal,
     organization: Organization,
     name: str,
+    description: str = "",
     scope: str = TokenScope.ORGANIZATION,
     group: Group | None = None,
     role: str = TokenRole.CUSTOM,
@@ -474,6 +500,7 @@ def create_token(
         scope=scope,
         group=group,
         name=name,
+        description=description,
         role=role,
         permissions=sorted(set(permissions)),
         expires_at=expires_at,
@@ -614,6 +641,7 @@ def _revoke(actor: Principal, token: ApiToken, reason: str, now: datetime) -> No
     token.revoked_at = now
     token.revoked_reason = reason[:REASON_MAX_LENGTH]
     token.revoked_by = actor.user
+    token.revoked_by_name = actor.name[:150]
     _touch(token, actor, now)
     token.save()
     _record(actor, "token.revoked", token, audit.diff(before, _snapshot(token)))
@@ -664,6 +692,7 @@ def restore_token(
         token.revoked_at = None
         token.revoked_reason = ""
         token.revoked_by = None
+        token.revoked_by_name = ""
         _touch(token, actor, now)
         token.save()
         _record(actor, "token.restored", token, audit.diff(before, _snapshot(token)))
@@ -722,6 +751,31 @@ def rename_token(
             _record(actor, "token.renamed", token, audit.diff(before, _snapshot(token)))
     except IntegrityError:
         raise ValidationError({"name": [f"A token named {name!r} already exists."]}) from None
+    return token
+
+
+def describe_token(
+    *,
+    actor: Principal,
+    token: ApiToken,
+    description: str,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> ApiToken:
+    """Change what the token says it is for (managed like its name)."""
+    now = now or timezone.now()
+    description, errors = _validate_description(actor, description)
+    if errors:
+        raise ValidationError({"description": errors})
+    with transaction.atomic():
+        token = _manageable(actor, token, "rename", expected_version)
+        if description == token.description:
+            return token
+        before = _snapshot(token)
+        token.description = description
+        _touch(token, actor, now)
+        token.save()
+        _record(actor, "token.described", token, audit.diff(before, _snapshot(token)))
     return token
 
 
@@ -815,19 +869,25 @@ def update_token(
     token: ApiToken,
     expected_version: int,
     name: str = UNCHANGED,
+    description: str = UNCHANGED,
     role: str = UNCHANGED,
     permissions: Iterable[str] = UNCHANGED,
     ip_filter: IpFilter | None = UNCHANGED,
     allowed_addresses: Iterable[str] = UNCHANGED,
 ) -> ApiToken:
-    """Change what is given (name, role and permissions, IP filter and allowed addresses) in
-    one transaction, each part through its own service, each audited; nothing given or
+    """Change what is given (name, description, role and permissions, IP filter and allowed
+    addresses) in one transaction, each part through its own service, each audited; nothing given or
     nothing different still checks the version."""
     with transaction.atomic():
         current = _lock(token, expected_version)
         version = expected_version
         if name is not UNCHANGED and name != current.name:
             current = rename_token(actor=actor, token=current, name=name, expected_version=version)
+            version = current.version
+        if description is not UNCHANGED and description != current.description:
+            current = describe_token(
+                actor=actor, token=current, description=description, expected_version=version
+            )
             version = current.version
         new_role = current.role if role is UNCHANGED else role
         new_permissions = (

@@ -8,7 +8,7 @@ request the named partial of that same page. Every token is looked up through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -37,6 +37,7 @@ from tokens.forms import (
     CreateTokenForm,
     EditPermissionsForm,
     RegenerateForm,
+    RenameForm,
     RevokeForm,
     TokenFilterForm,
     service_errors_to_form,
@@ -132,6 +133,14 @@ class TokenPage:
         return max(1, -(-self.count // PAGE_SIZE))
 
 
+# The actions a list's Status column offers (when the status and the viewer allow them), in
+# the order shown; each opens the same dialog as on the detail page.
+ROW_ACTIONS = [
+    ("revoke", "Revoke"),
+    ("restore", "Restore"),
+    ("regenerate", "Regenerate"),
+    ("delete", "Delete"),
+]
 USAGE_DAYS = 30
 RECENT_EVENTS = 10
 TOKEN_CHANGED = "token-changed"
@@ -172,6 +181,7 @@ class TokenScopePage:
     list_url: str
     create_url: str
     title: str
+    inactive_url: str = ""
 
     def tokens(self, principal: Principal) -> ApiTokenQuerySet:
         visible = ApiToken.objects.visible_to(principal).filter(scope=self.scope)
@@ -193,6 +203,7 @@ def _organization_page(request: HttpRequest) -> TokenScopePage:
         list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
         title="Organization tokens",
+        inactive_url=reverse("tokens:inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -205,6 +216,7 @@ def _personal_page(request: HttpRequest) -> TokenScopePage:
         list_url=reverse("tokens:personal-list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:personal-create", kwargs={"org_slug": slug}),
         title="My API tokens",
+        inactive_url=reverse("tokens:personal-inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -226,6 +238,7 @@ def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
         list_url=reverse("tokens:group-detail", kwargs=kwargs),
         create_url=reverse("tokens:group-create", kwargs=kwargs),
         title=group.name,
+        inactive_url=reverse("tokens:group-inactive", kwargs=kwargs),
     )
 
 
@@ -243,6 +256,7 @@ def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
         list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
         title="Organization tokens",
+        inactive_url=reverse("tokens:inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -262,19 +276,32 @@ def organization_home(request: HttpRequest) -> HttpResponse:
 
 
 def _render_list(
-    request: HttpRequest, page: TokenScopePage, extra: dict[str, Any] | None = None
+    request: HttpRequest,
+    page: TokenScopePage,
+    extra: dict[str, Any] | None = None,
+    *,
+    inactive: bool = False,
 ) -> HttpResponse:
+    """The list of a scope's tokens: the usual one, or the Inactive one (revoked, leaked and
+    expired tokens until cleanup removes them)."""
     now = timezone.now()
-    all_tokens = page.tokens(request.principal)
-    filter_form = TokenFilterForm(request.GET)
+    principal = request.principal
+    all_tokens = page.tokens(principal)
+    filter_form = TokenFilterForm(request.GET, inactive=inactive)
     tokens = filter_form.filter(all_tokens, now).select_related("ip_filter")
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("count", None)
+    policy = _scope_policy(request.organization, page.scope)
     context = {
         "scope_page": page,
+        "inactive": inactive,
+        "current_url": page.inactive_url if inactive else page.list_url,
+        "row_actions": ROW_ACTIONS,
         "filter_form": filter_form,
         "query": query.urlencode(),
+        "sort_columns": filter_form.sort_columns(request.GET),
+        "policy": policy,
         "count_cap": f"{COUNT_CAP:,}",
         **(extra or {}),
     }
@@ -298,10 +325,17 @@ def _render_list(
         defer_count=bool(getattr(filter_form, "cleaned_data", {}).get("q"))
         and not request.GET.get("count"),
     )
+    shown = all_tokens.inactive(now) if inactive else all_tokens.current(now)
+    has_tokens = bool(page_obj.object_list) or shown.exists()
     context.update(
         page_obj=page_obj,
-        has_tokens=bool(page_obj.object_list) or all_tokens.listed(now).exists(),
-        policy=_scope_policy(request.organization, page.scope),
+        rows=[
+            {"token": token, "actions": allowed_actions(principal, token, policy, now=now)}
+            for token in page_obj
+        ],
+        has_tokens=has_tokens,
+        # An empty main list says where the revoked and expired ones went.
+        has_inactive=not inactive and not has_tokens and all_tokens.inactive(now).exists(),
         count_url=f"?{query.urlencode()}&page={page_obj.number}&count=1".replace("?&", "?"),
     )
     if _is_partial(request):
@@ -319,6 +353,18 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def personal_list(request: HttpRequest) -> HttpResponse:
     return _render_list(request, _personal_page(request))
+
+
+@organization_view
+@require_GET
+def token_inactive(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _organization_page(request), inactive=True)
+
+
+@organization_view
+@require_GET
+def personal_inactive(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _personal_page(request), inactive=True)
 
 
 @organization_view
@@ -360,6 +406,13 @@ def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
     return _render_list(request, _group_page(request, group), {"group": group, "members": members})
 
 
+@organization_view
+@require_GET
+def group_inactive(request: HttpRequest, group_slug: str) -> HttpResponse:
+    group = _administered_group(request, group_slug)
+    return _render_list(request, _group_page(request, group), {"group": group}, inactive=True)
+
+
 # Create ---------------------------------------------------------------------------------------
 
 
@@ -387,6 +440,7 @@ def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
                 actor=principal,
                 organization=request.organization,
                 name=data["name"],
+                description=data["description"],
                 scope=page.scope,
                 group=page.group,
                 role=data["role"],
@@ -456,11 +510,15 @@ def _visible_token(request: HttpRequest, token_id: int) -> ApiToken:
     )
 
 
-def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) -> set[str]:
+def allowed_actions(
+    principal: Principal, token: ApiToken, policy: ScopePolicy, *, now: datetime | None = None
+) -> set[str]:
     """The actions to offer on a token: what the access layer lets the person do, within what
     the policy and the token's state allow. The services check all of it again when they run."""
-    status = token.display_status()
+    status = token.display_status(now)
     actions: set[str] = set()
+    if rules.may_manage_token(principal, token, "rename"):
+        actions.add("rename")
     if policy.permission_edits_allowed and rules.may_manage_token(
         principal, token, "change_permissions"
     ):
@@ -584,6 +642,7 @@ class Action:
 
 
 ACTIONS = {
+    "rename": Action("rename", "Edit name and description", RenameForm),
     "edit": Action("edit", "Edit permissions", EditPermissionsForm),
     "addresses": Action("addresses", "Change IP filter and addresses", AddressesForm),
     "regenerate": Action("regenerate", "Regenerate token", RegenerateForm),
@@ -595,6 +654,7 @@ ACTIONS = {
 
 # The console's actions that manage a token, by the access layer's name for them.
 MANAGE_ACTION_OF = {
+    "rename": "rename",
     "edit": "change_permissions",
     "addresses": "change_addresses",
     "regenerate": "regenerate",
@@ -622,6 +682,9 @@ def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: 
         return EditPermissionsForm(
             data, scope=token.scope, held=rules.effective_permissions(request.principal), **kwargs
         )
+    if action.name == "rename":
+        kwargs["initial"].update({"name": token.name, "description": token.description})
+        return RenameForm(data, **kwargs)
     if action.name == "regenerate":
         return RegenerateForm(data, max_grace=policy.max_grace, **kwargs)
     if action.name == "addresses":
@@ -647,7 +710,16 @@ def _run_action(
     version = data["version"]
     list_url = _page_of_token(request, token).list_url
     try:
-        if action.name == "edit":
+        if action.name == "rename":
+            updated = services.update_token(
+                actor=principal,
+                token=token,
+                expected_version=version,
+                name=data["name"],
+                description=data["description"],
+            )
+            message = f"{updated.name} is saved."
+        elif action.name == "edit":
             services.update_token_permissions(
                 actor=principal,
                 token=token,
@@ -767,6 +839,7 @@ def _preview_from(form: Any, token: ApiToken) -> dict[str, list[str]]:
     return services.permission_changes(token, role, submitted_permissions(form.data))
 
 
+token_rename = _action_view("rename")
 token_edit_permissions = _action_view("edit")
 token_addresses = _action_view("addresses")
 token_regenerate = _action_view("regenerate")

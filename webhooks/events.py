@@ -21,6 +21,7 @@ CATALOG: dict[str, str] = {
     "token.restored": "A revoked token was restored.",
     "token.deleted": "A token was deleted for good.",
     "token.renamed": "A token was renamed.",
+    "token.described": "A token's description changed.",
     "token.permissions_changed": "A token's role or permissions changed.",
     "token.addresses_changed": "A token's IP filter or allowed addresses changed.",
     "token.leaked": "A token's secret was reported or found in public, or pasted into a form.",

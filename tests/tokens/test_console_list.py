@@ -72,11 +72,13 @@ def test_a_history_restore_gets_the_whole_page(as_alice, org_admin):
     assert b"<html" in response.content
 
 
-def test_the_status_filter_shows_revoked_tokens(as_alice, org_admin):
+def test_revoked_tokens_leave_the_list_for_the_inactive_one(as_alice, org_admin):
     kept = issue(org_admin, name="Kept")
     revoked = issue(org_admin, name="Gone")
     revoke_token(actor=org_admin, token=revoked.token, reason="leaked")
-    content = as_alice.get("/o/acme/tokens/?status=revoked", **HTMX).content.decode()
+    listed = as_alice.get("/o/acme/tokens/", **HTMX).content.decode()
+    assert "Kept" in listed and "Gone" not in listed
+    content = as_alice.get("/o/acme/tokens/inactive/?status=revoked", **HTMX).content.decode()
     assert "Gone" in content and kept.token.name not in content
     assert 'badge-revoked">Revoked<' in content
 
