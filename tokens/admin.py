@@ -127,7 +127,20 @@ class ApiTokenAdmin(admin.ModelAdmin):
     inlines = [TokenSecretInline]
     actions = ["revoke_selected", "restore_selected", "delete_selected_tokens"]
     fieldsets = (
-        (None, {"fields": ("name", "partial_token", "scope", "organization", "group", "user")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "partial_token",
+                    "scope",
+                    "organization",
+                    "group",
+                    "user",
+                )
+            },
+        ),
         ("Access", {"fields": ("role", "permissions", "ip_filter", "allowed_addresses")}),
         (
             "Lifetime",
@@ -136,6 +149,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
                     "state",
                     "expires_at",
                     "revoked_at",
+                    "revoked_by_name",
                     "revoked_reason",
                     "leaked_at",
                     "leaked_where",
@@ -158,6 +172,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "name",
+        "description",
         "partial_token",
         "scope",
         "organization",
@@ -170,6 +185,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "state",
         "expires_at",
         "revoked_at",
+        "revoked_by_name",
         "revoked_reason",
         "leaked_at",
         "leaked_where",

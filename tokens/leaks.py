@@ -166,6 +166,7 @@ def _act(
             token.revoked_at = now
             token.revoked_reason = f"Leaked: {where}"[: services.REASON_MAX_LENGTH]
             token.revoked_by = None
+            token.revoked_by_name = reporter.name[:150]
             outcome = Outcome.REVOKED
         else:
             outcome = Outcome.RECORDED

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0006_token_org_id_index'),
+        ('tokens', '0009_token_description_revoked_by_name'),
     ]
 
     operations = [
