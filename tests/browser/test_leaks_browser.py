@@ -33,7 +33,7 @@ def test_a_reported_token_is_marked_leaked_and_replaced(world, page, sign_in):
     page.locator("details.user-menu summary").click()
     page.get_by_role("button", name="Sign out").click()
     sign_in("alice")
-    page.goto("/o/acme/tokens/")
+    page.goto("/o/acme/tokens/inactive/")  # revoked tokens are listed as inactive
     row = page.get_by_role("row", name=re.compile("CI deploy"))
     expect(row.get_by_text("Leaked", exact=True)).to_be_visible()
     expect(row.get_by_role("link", name=URL)).to_be_visible()

@@ -60,7 +60,7 @@ def test_an_empty_report_is_an_error_on_the_field(as_carol):
 def test_a_leaked_token_shows_the_badge_and_the_url_on_its_list_and_page(as_alice, org_admin):
     issued = issue(org_admin, name="deploy")
     token = leak(issued)
-    listing = as_alice.get("/o/acme/tokens/").content.decode()
+    listing = as_alice.get("/o/acme/tokens/inactive/").content.decode()  # revoked: inactive
     assert ">Leaked</span>" in listing and f'href="{URL}"' in listing
     detail = as_alice.get(f"/o/acme/tokens/{token.pk}/").content.decode()
     assert ">Leaked</span>" in detail and "can never be restored" in detail
