@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from access import rules
 from access.errors import Forbidden
-from access.principal import Principal
+from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
 
@@ -95,7 +95,11 @@ def requires(permission: str | None) -> BearerTokenAuth:
 
 
 def principal_of(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined]
+    """The principal ninja's authentication set on the request (``request.auth``)."""
+    principal = getattr(request, "auth", None)
+    if not isinstance(principal, Principal):
+        raise TypeError("principal_of() needs an operation with bearer or session authentication")
+    return principal
 
 
 def permission_note(permission: str | None) -> str:
