@@ -53,7 +53,11 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
 
 
 def operator(request: HttpRequest) -> Principal:
-    return Principal.operator(user=request.user, address=client_address(request))
+    """The staff user acting in admin (admin lets no one else in)."""
+    user = request.user
+    return Principal.operator(
+        user=user if isinstance(user, User) else None, address=client_address(request)
+    )
 
 
 def _organization_of(obj: models.Model) -> Organization | None:
@@ -121,9 +125,10 @@ class Audited(admin.ModelAdmin):
         objects = list(queryset)
         for obj in objects:
             record(request, "admin.deleted", obj, audit.diff(snapshot(obj), {}))
-        return super().log_deletions(request, objects)
+        # The queryset's rows were read above (and cached): Django logs the same objects.
+        return super().log_deletions(request, queryset)
 
-    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponseBase | None:
+    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
         action = request.POST.get("action", "")
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         across = request.POST.get("select_across") == "1"
@@ -158,9 +163,10 @@ class KeywardAdminSite(admin.AdminSite):
             admin_class = type(admin_class.__name__, (Audited, admin_class), {})
         super().register(model_or_iterable, admin_class, **options)
 
-    def password_change(
+    # Django's own answers a redirect once the password is changed; its stub says TemplateResponse.
+    def password_change(  # type: ignore[override]
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
+    ) -> HttpResponseBase:
         from orgs.views import PasswordChangeView
 
         request.current_app = self.name

@@ -252,19 +252,21 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
 )
 def me(request: HttpRequest) -> PrincipalOut:
     principal = principal_of(request)
-    token = principal.token
+    token, user, group = principal.token, principal.user, None
+    # Bearer authentication: a token, and the user it acts as.
+    assert token is not None and user is not None
+    if token.group_id:
+        group = token.group
     return PrincipalOut(
-        user_id=principal.user.pk,
-        kind=principal.user.kind,
-        name=principal.user.name,
+        user_id=user.pk,
+        kind=user.kind,
+        name=user.name,
         token_id=token.pk,
         scope=token.scope,
         organization=OrganizationRef(
             id=token.organization.pk, slug=token.organization.slug, name=token.organization.name
         ),
-        group=GroupRef(id=token.group.pk, slug=token.group.slug, name=token.group.name)
-        if token.group_id
-        else None,
+        group=GroupRef(id=group.pk, slug=group.slug, name=group.name) if group else None,
         permissions=sorted(rules.effective_permissions(principal)),
     )
 
@@ -346,7 +348,7 @@ def _audit_filter(filters: AuditFilters) -> EventFilter:
         if not filters.action
         else audit_log.by_actions(audit_log.actions_matching(filters.action)),
         objects=None
-        if filters.object_type is None
+        if filters.object_type is None or filters.object_id is None  # both or neither (above)
         else audit_log.by_objects([(filters.object_type, filters.object_id)]),
         groups=None if filters.group_id is None else audit_log.by_group_ids([filters.group_id]),
         since=since,
