@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from access import rules
 from access.errors import Forbidden
+from orgs.models import Organization, User
 from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
@@ -100,6 +101,20 @@ def principal_of(request: HttpRequest) -> Principal:
     if not isinstance(principal, Principal):
         raise TypeError("principal_of() needs an operation with bearer or session authentication")
     return principal
+
+
+def organization_of(principal: Principal) -> Organization:
+    """The organization a bearer token acts in: every token belongs to one."""
+    if principal.organization is None:
+        raise TypeError("organization_of() needs a principal acting in an organization")
+    return principal.organization
+
+
+def person_of(principal: Principal) -> User:
+    """The person behind a principal of ``person()`` authentication (or any token's user)."""
+    if principal.user is None:
+        raise TypeError("person_of() needs a principal with a user")
+    return principal.user
 
 
 def permission_note(permission: str | None) -> str:
