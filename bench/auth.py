@@ -33,17 +33,17 @@ def main(argv: list[str] | None = None) -> dict:
         expires_at=None,
     )
     client = Client()
-    header = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
+    header = {"Authorization": f"Bearer {issued.secret}"}
     for _ in range(200):  # warm up both paths
         client.get("/api/v1/health")
-        client.get("/api/v1/me", **header)
+        client.get("/api/v1/me", headers=header)
 
     health = timed(lambda: client.get("/api/v1/health"), args.requests)
-    me = timed(lambda: client.get("/api/v1/me", **header), args.requests)
+    me = timed(lambda: client.get("/api/v1/me", headers=header), args.requests)
 
     with CaptureQueriesContext(connection) as queries:
         for _ in range(100):
-            client.get("/api/v1/me", **header)
+            client.get("/api/v1/me", headers=header)
     writes = [
         q
         for q in queries.captured_queries

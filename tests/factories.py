@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import count
+from typing import Any
 
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ _sequence = count(1)
 OPERATOR = Principal.operator(label="tests")
 
 
-def make_user(username: str | None = None, **fields: object) -> User:
+def make_user(username: str | None = None, **fields: Any) -> User:
     username = username or f"user{next(_sequence)}"
     user = User.objects.create_user(username=username, password=PASSWORD, **fields)
     return user
@@ -50,6 +51,12 @@ def make_group(
     return group
 
 
+def _group_of(group: Group | None) -> Group:
+    """An operator outside any organization issues a group's token: the group says where."""
+    assert group is not None, "give the group an operator issues the token in"
+    return group
+
+
 def issue(
     actor: Principal,
     *,
@@ -67,7 +74,7 @@ def issue(
         expires_at = timezone.now() + expires_in
     return create_token(
         actor=actor,
-        organization=actor.organization or group.organization,
+        organization=actor.organization or _group_of(group).organization,
         name=name if name is not None else f"token {next(_sequence)}",
         scope=scope,
         group=group,
