@@ -168,9 +168,9 @@ else:
 # Webhook signing secrets are stored encrypted with these keys (oldest first, the last encrypts
 # new ones); unlike token secrets they must be recoverable, to sign each delivery.
 if DEBUG:
-    _webhook_keys_raw = os.environ.get(
-        "KEYWARD_WEBHOOK_SECRET_KEYS"
-    ) or local_development_secret("webhook_secret_key")
+    _webhook_keys_raw = os.environ.get("KEYWARD_WEBHOOK_SECRET_KEYS") or local_development_secret(
+        "webhook_secret_key"
+    )
 else:
     _webhook_keys_raw = os.environ.get("KEYWARD_WEBHOOK_SECRET_KEYS", "")
     if not _webhook_keys_raw.strip():

@@ -68,8 +68,7 @@ def request_export(*, actor: Principal, organization: Organization, query: str) 
 def _claim(now: datetime) -> AuditExport | None:
     with transaction.atomic():
         due = AuditExport.objects.filter(
-            Q(status=ExportStatus.PENDING)
-            | Q(status=ExportStatus.BUILDING, claimed_until__lt=now)
+            Q(status=ExportStatus.PENDING) | Q(status=ExportStatus.BUILDING, claimed_until__lt=now)
         ).order_by("created_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)

@@ -60,7 +60,6 @@ class IpFilter(KeyedName):
     def __str__(self) -> str:
         return self.name
 
-
     @cached_property
     def rules(self) -> list[ip_rules.Rule]:
         # Rules were validated when saved; a parse here only rebuilds the objects.

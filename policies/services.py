@@ -408,8 +408,7 @@ def create_ip_filter(
     rules.require_same_organization(actor, organization.pk)
     rules.require_write_ip_filters(actor)
     name, description, rules_text = _clean_filter_fields(
-        actor,
-        organization, name=name, description=description, rules_text=rules_text
+        actor, organization, name=name, description=description, rules_text=rules_text
     )
     now = timezone.now()
     try:

@@ -149,7 +149,6 @@ class ApiToken(KeyedName):
     def __str__(self) -> str:
         return f"{self.name} ({self.partial_token})"
 
-
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
