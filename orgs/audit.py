@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db import models, transaction
 
+from access.principal import Principal
 from orgs.models import AuditEvent, Organization
-from orgs.principals import Principal
 
 
 def describe(value: Any) -> Any:

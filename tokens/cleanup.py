@@ -194,9 +194,20 @@ def plan(
             "user__kind",
             "user__is_active",
         )
-        for *values, kind, is_active in rows.iterator(chunk_size=chunk_size):
-            deactivates = action == "delete" and kind == UserKind.TECHNICAL and is_active
-            yield PlannedChange(action, reason, *values, deactivates_user=deactivates)
+        for row in rows.iterator(chunk_size=chunk_size):
+            token_id, organization_id, slug, scope, name, partial, since, kind, is_active = row
+            yield PlannedChange(
+                action,
+                reason,
+                token_id,
+                organization_id,
+                slug,
+                scope,
+                name,
+                partial,
+                since,
+                deactivates_user=action == "delete" and kind == UserKind.TECHNICAL and is_active,
+            )
 
 
 # Changing -------------------------------------------------------------------------------------
@@ -223,7 +234,7 @@ def _delete_tokens(token_ids: list[int]) -> int:
         deleted = ApiToken.objects.filter(pk__in=token_ids).only("pk").delete()[1]
         return deleted.get(ApiToken._meta.label, 0)
     for relation in relations:
-        relation.related_model._base_manager.filter(
+        relation.field.model._base_manager.filter(  # the model holding the foreign key
             **{f"{relation.field.name}__in": token_ids}
         ).delete()
     table = connection.ops.quote_name(ApiToken._meta.db_table)

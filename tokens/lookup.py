@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from django.db import connection, models
 
@@ -49,7 +50,10 @@ def _sql(digest_count: int, vendor: str) -> str:
         return quote(model._meta.db_table)
 
     def column(alias: str, model: type[models.Model], name: str) -> str:
-        return f"{alias}.{quote(model._meta.get_field(name).column)}"
+        field = model._meta.get_field(name)
+        if not isinstance(field, models.Field):
+            raise TypeError(f"{model.__name__}.{name} is not a column")
+        return f"{alias}.{quote(field.column)}"
 
     selected = [
         f"{alias}.{quote(field.column)}"
@@ -100,8 +104,10 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple, ...]:
     result = []
     for position, field in enumerate(_columns(model)):
         expression = field.get_col(model._meta.db_table)
+        # What SQLCompiler.get_converters asks: the backend's, then the expression's (the
+        # field's own, and for a foreign key its target's).
         converters = tuple(
-            connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
+            connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
         )
         if converters:
             result.append((position, converters, expression))
@@ -137,15 +143,16 @@ def find_secret(digests: list[str]) -> SecretRow | None:
             connection.alias, [field.attname for field in fields], _convert(model, values)
         )
     owner_role, owner_is_group_admin = row[position], row[position + 1]
-    secret, token = instances["s"], instances["t"]
-    token.user = instances["u"]
-    token.organization = instances["o"]
-    token.group = instances["g"]
-    token.ip_filter = instances["f"]
+    # from_db built each alias's model of _TABLES (nullable joins may be None).
+    secret, token = cast(TokenSecret, instances["s"]), cast(ApiToken, instances["t"])
+    token.user = cast(User, instances["u"])
+    token.organization = cast(Organization, instances["o"])
+    token.group = cast("Group | None", instances["g"])
+    token.ip_filter = cast("IpFilter | None", instances["f"])
     secret.token = token
     return SecretRow(
         secret=secret,
-        scope_policy=instances["p"],
+        scope_policy=cast(ScopePolicy, instances["p"]),
         owner_role=owner_role,
         owner_is_group_admin=bool(owner_is_group_admin),
     )

@@ -282,7 +282,7 @@ def _clean_addresses(
             "The security policy does not let tokens carry their own IP filter or addresses."
         )
     from_policy = False
-    if policy.enforced_ip_filter_id is not None:
+    if policy.enforced_ip_filter is not None:
         if (
             policy.custom_ip_allowed
             and ip_filter is not None

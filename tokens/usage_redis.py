@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import redis
 
@@ -167,7 +168,8 @@ class RedisUsageBuffer(UsageBuffer):
         if not self._available():
             return {}
         try:
-            return self._redis.hgetall(self._key(token_id))
+            # The client decodes responses (decode_responses=True): keys and values are str.
+            return cast(dict[str, str], self._redis.hgetall(self._key(token_id)))
         except redis.RedisError as error:
             self._failed(error)
             return {}

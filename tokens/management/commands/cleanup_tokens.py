@@ -2,6 +2,7 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -69,7 +70,7 @@ class Command(BaseCommand):
             "--json", action="store_true", help="Print the summary as one JSON object."
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         batch_size = options["batch_size"]
         if not 1 <= batch_size <= cleanup.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and {cleanup.MAX_BATCH_SIZE}.")

@@ -1,5 +1,6 @@
 import json
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             help="Print the digests and counts as one JSON object (no bodies).",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         organization = None
         if options["org"]:
             organization = Organization.objects.filter(slug=options["org"]).first()
