@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
+from django_htmx.middleware import HtmxDetails
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound
@@ -25,6 +26,7 @@ class SignedInRequest(HttpRequest):
     (For type checking: at run time it is Django's HttpRequest.)"""
 
     user: User
+    htmx: HtmxDetails  # django-htmx's middleware sets it on every request
 
 
 class OrganizationRequest(SignedInRequest):
