@@ -43,6 +43,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+
+
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     value = (os.environ.get(name) or default).strip().lower()
     if value not in choices:
@@ -388,10 +398,15 @@ KEYWARD_EMAIL_SEND_AFTER_COMMIT = env_choice(
 KEYWARD_CONSOLE_URL = os.environ.get("KEYWARD_CONSOLE_URL", "http://127.0.0.1:8000")
 KEYWARD_ALLOW_ORG_USER_CREATION = env_bool("KEYWARD_ALLOW_ORG_USER_CREATION", False)
 
-# Bearer authentication.
+# Bearer authentication. A token's last use is written at most once per this many seconds
+# (every other request of that token writes nothing).
 KEYWARD_LAST_USE_INTERVAL_SECONDS = 60
 # Last use and daily counts gathered in Redis, shared by every instance, when it is there.
 KEYWARD_USAGE_REDIS_URL = REDIS_URL
+# Whether each process flushes its buffered usage from a background thread (tests flush by hand).
+KEYWARD_USAGE_FLUSH_THREAD = True
+# Failed bearer authentications from one address within the window before it is throttled
+# (its valid tokens are still served).
 KEYWARD_AUTH_FAILURE_LIMIT = env_int("KEYWARD_AUTH_FAILURE_LIMIT", 100)
 KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECONDS", 600)
 
@@ -420,7 +435,7 @@ AXES_VERBOSE = False
 # Hosts (names or addresses) exempt from the address checks and, in production, from https:
 # for receivers on your own network. Everything else must resolve to public addresses only.
 KEYWARD_WEBHOOK_ALLOWED_HOSTS = env_list("KEYWARD_WEBHOOK_ALLOWED_HOSTS")
-KEYWARD_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("KEYWARD_WEBHOOK_TIMEOUT_SECONDS", "5"))
+KEYWARD_WEBHOOK_TIMEOUT_SECONDS = env_float("KEYWARD_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 KEYWARD_WEBHOOK_HTTPS_ONLY = not DEBUG
 
 # Where the worker writes audit exports too large to stream (KEYWARD_EXPORT_STREAM_LIMIT events

@@ -259,7 +259,7 @@ class AuditEvent(models.Model):
         # Every filter of the audit page and API walks one of the indexes that start with the
         # organization and end with (occurred_at, id), the keyset the pages follow, so a page
         # reads about one page of rows however long the log is (orgs/audit_log.py).
-        # tests/operators/test_audit_plans.py checks the plans on PostgreSQL.
+        # tests/orgs/test_audit_plans.py checks the plans on PostgreSQL.
         indexes = [
             models.Index(fields=["organization", "occurred_at", "id"], name="audit_org_time_id"),
             models.Index(

@@ -43,7 +43,7 @@ Progress = Callable[[int], None]
 
 def retention_period() -> timedelta | None:
     """The operator's retention (``KEYWARD_AUDIT_RETENTION_DAYS``); None keeps events forever."""
-    days = getattr(settings, "KEYWARD_AUDIT_RETENTION_DAYS", None)
+    days = settings.KEYWARD_AUDIT_RETENTION_DAYS
     return None if days is None else timedelta(days=days)
 
 

@@ -1,7 +1,8 @@
 import pytest
 from django.core.cache import cache
 
-from tests.factories import World, build_world
+from orgs.models import User
+from tests.factories import CUSTOM_PERMISSIONS, Api, Callers, World, build_world, issue
 from tests.webhooks.receiver import FakeDns
 from tokens.usage import buffer
 
@@ -13,7 +14,7 @@ def _isolated(settings, tmp_path):
     # E-mail queued by a change goes out in the test's own thread, where the test can see it.
     settings.KEYWARD_EMAIL_SEND_AFTER_COMMIT = "inline"
     settings.KEYWARD_EXPORT_DIR = str(tmp_path / "exports")
-    # Argon2 is deliberately slow; tests create hundreds of users. tests/test_settings.py
+    # Argon2 is deliberately slow; tests create hundreds of users. tests/config/test_settings.py
     # checks the production list from the settings module itself.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
@@ -54,3 +55,58 @@ def member(world):
 @pytest.fixture
 def other_org_admin(world):
     return world.principal(world.dave, world.globex)
+
+
+@pytest.fixture
+def as_alice(client, world):
+    """Organization admin of acme."""
+    client.force_login(world.alice)
+    return client
+
+
+@pytest.fixture
+def as_bob(client, world):
+    """Member of acme, admin of group platform."""
+    client.force_login(world.bob)
+    return client
+
+
+@pytest.fixture
+def as_carol(client, world):
+    """Member of acme and of group platform (not its admin)."""
+    client.force_login(world.carol)
+    return client
+
+
+@pytest.fixture
+def callers(world, org_admin, member, other_org_admin, client) -> Callers:
+    issued = {
+        "org_admin": issue(org_admin, name="org admin", role="admin"),
+        "member_role": issue(org_admin, name="org member", role="member"),
+        "custom": issue(org_admin, name="custom", role="custom", permissions=CUSTOM_PERMISSIONS),
+        "group": issue(org_admin, name="platform", scope="group", group=world.platform),
+        "personal_admin": issue(org_admin, name="alice's", scope="personal", role="admin"),
+        "personal_member": issue(member, name="carol's", scope="personal", role="admin"),
+        "other_org": issue(other_org_admin, name="globex admin", role="admin"),
+    }
+    return Callers(
+        client=client,
+        secrets={name: token.secret for name, token in issued.items()},
+        tokens={name: token.token for name, token in issued.items()},
+    )
+
+
+@pytest.fixture
+def admin_api(callers) -> Api:
+    return callers.api("org_admin")
+
+
+@pytest.fixture
+def staff(db):
+    return User.objects.create_superuser("operator", "operator@example.com", "operator-password")
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
+from django.test import Client
 from django.utils import timezone
 
-from orgs.models import Group, Organization, Role, User
+from orgs.models import Group, Organization, Role, User, UserKind
 from orgs.principals import Principal
 from people.services import create_group, create_organization, set_group_member, set_member
+from tokens.models import ApiToken, TokenSecret
 from tokens.services import DEFAULT, IssuedToken, create_token
 
 PASSWORD = "correct-horse-battery-staple"
 _sequence = count(1)
 OPERATOR = Principal.operator(label="tests")
+# Headers of a request HTMX makes.
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def make_user(username: str | None = None, **fields: Any) -> User:
@@ -113,3 +119,143 @@ def build_world() -> World:
     set_group_member(actor=OPERATOR, group=platform, user=carol, role=Role.MEMBER)
     data = make_group(acme, "data")
     return World(acme, globex, platform, data, alice, bob, carol, dave)
+
+
+# API clients: one bearer token (or none) per client.
+CUSTOM_PERMISSIONS = ("api.api-tokens.read", "api.groups.read", "api.audit-events.read")
+
+
+class Api:
+    """Requests to /api/v1 with one bearer token (or none)."""
+
+    def __init__(self, client: Client, secret: str | None) -> None:
+        self.client = client
+        self.secret = secret
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        result = {"Authorization": f"Bearer {self.secret}"} if self.secret else {}
+        result.update(headers or {})
+        return result
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | str | None = None,
+        content_type: str = "application/json",
+        remote_addr: str | None = None,
+    ):
+        url = f"/api/v1{path}"
+        call = getattr(self.client, method.lower())
+        kwargs: dict[str, Any] = {"headers": self._headers(headers)}
+        if remote_addr is not None:
+            kwargs["REMOTE_ADDR"] = remote_addr
+        if method.upper() in ("GET", "DELETE") and body is None and raw is None:
+            return (
+                call(url, query or {}, **kwargs)
+                if method.upper() == "GET"
+                else call(url, query_params=query or {}, **kwargs)
+            )
+        data = raw if raw is not None else json.dumps(body if body is not None else {})
+        return call(url, data, content_type=content_type, query_params=query or {}, **kwargs)
+
+    def get(self, path: str, **query: Any):
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any):
+        return self.request("POST", path, body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs: Any):
+        return self.request("PATCH", path, body, **kwargs)
+
+    def delete(self, path: str, **query: Any):
+        return self.request("DELETE", path, query=query)
+
+
+@dataclass
+class Callers:
+    """One token per kind of caller; ``api(name)`` gives a client for it."""
+
+    client: Client
+    secrets: dict[str, str]
+    tokens: dict[str, Any]
+
+    def api(self, name: str) -> Api:
+        return Api(self.client, self.secrets[name])
+
+
+# Many tokens fast (bulk_create, not through the services), for operator-scale tests.
+def bulk_tokens(
+    organization: Organization,
+    count: int,
+    *,
+    prefix: str = "bulk",
+    group: Group | None = None,
+    expires_at: datetime | None = None,
+    status: str = "active",
+    revoked_at: datetime | None = None,
+    created_at: datetime | None = None,
+    last_used_at: datetime | None = None,
+    with_secrets: bool = True,
+    batch_size: int = 2000,
+) -> list[int]:
+    """Create ``count`` tokens, each with its own technical user (and a secret); return ids."""
+    run = secrets.token_hex(3)
+    now = created_at or timezone.now()
+    users = User.objects.bulk_create(
+        [
+            User(
+                username=f"token.{organization.slug}.{prefix}-{run}-{index}",
+                kind=UserKind.TECHNICAL,
+                display_name=f"{prefix} {run} {index}",
+                password="!",
+            )
+            for index in range(count)
+        ],
+        batch_size=batch_size,
+    )
+    if not all(user.pk for user in users):  # backends that return no ids
+        users = list(
+            User.objects.filter(username__startswith=f"token.{organization.slug}.{prefix}-{run}-")
+        )
+    tokens = ApiToken.objects.bulk_create(
+        [
+            ApiToken(
+                organization=organization,
+                group=group,
+                scope="group" if group else "organization",
+                name=user.display_name,
+                user=user,
+                role="member",
+                expires_at=expires_at,
+                status=status,
+                revoked_at=revoked_at,
+                partial_token=f"kwo_…{index % 10000:04d}",
+                created_at=now,
+                modified_at=now,
+                last_used_at=last_used_at,
+            )
+            for index, user in enumerate(users)
+        ],
+        batch_size=batch_size,
+    )
+    if not all(token.pk for token in tokens):
+        tokens = list(ApiToken.objects.filter(user__in=users))
+    if with_secrets:
+        TokenSecret.objects.bulk_create(
+            [
+                TokenSecret(
+                    token=token,
+                    digest=secrets.token_hex(32),
+                    pepper_id="test",
+                    partial_token=token.partial_token,
+                )
+                for token in tokens
+            ],
+            batch_size=batch_size,
+        )
+    return [token.pk for token in tokens]

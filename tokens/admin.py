@@ -16,19 +16,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from access.errors import DomainError
 from orgs.admin_site import operator
 from tokens import usage
-from tokens.models import (
-    ApiToken,
-    ApiTokenQuerySet,
-    ExpiryReminder,
-    TokenSecret,
-    TokenStatus,
-    TokenUsage,
-)
+from tokens.models import ApiToken, ApiTokenQuerySet, ExpiryReminder, TokenSecret, TokenUsage
 from tokens.services import delete_token, restore_token, revoke_token
 
 REVOKE_REASON = "Revoked by an operator in admin."
@@ -48,15 +40,8 @@ class DisplayStatusFilter(admin.SimpleListFilter):
         return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
-        now = timezone.now()
-        if self.value() == "active":
-            assert isinstance(queryset, ApiTokenQuerySet)  # the model's own manager's
-            return queryset.active(now)
-        if self.value() == "expired":
-            return queryset.filter(status=TokenStatus.ACTIVE, expires_at__lte=now)
-        if self.value() == "revoked":
-            return queryset.filter(status=TokenStatus.REVOKED)
-        return queryset
+        assert isinstance(queryset, ApiTokenQuerySet)  # the model's own manager's
+        return queryset.with_status(self.value())
 
 
 class TokenSecretInline(admin.TabularInline):

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Path, Query, Router
@@ -34,7 +33,8 @@ from orgs.durations import parse_duration, parse_expiry
 from orgs.models import Group, User
 from orgs.principals import Principal
 from policies.models import IpFilter
-from tokens.models import ApiToken, ApiTokenQuerySet, TokenSecret, TokenStatus, TokenUsage
+from tokens import usage as usage_reads
+from tokens.models import ApiToken, ApiTokenQuerySet
 from tokens.services import (
     DEFAULT,
     IssuedToken,
@@ -477,14 +477,7 @@ def list_tokens(
 ) -> dict[str, Any]:
     now = timezone.now()
     tokens = _visible_tokens(principal_of(request))
-    if filters.status == "active":
-        tokens = tokens.active(now)
-    elif filters.status == "revoked":
-        tokens = tokens.filter(status=TokenStatus.REVOKED)
-    elif filters.status == "expired":
-        tokens = tokens.filter(status=TokenStatus.ACTIVE, expires_at__lte=now)
-    else:
-        tokens = tokens.listed(now)
+    tokens = tokens.with_status(filters.status, now) if filters.status else tokens.listed(now)
     if filters.name:
         tokens = tokens.filter(name__icontains=filters.name)
     if filters.scope:
@@ -695,27 +688,30 @@ def usage(
         raise ValidationError({"since": ["since must not be after until."]})
     if (until - since).days >= MAX_USAGE_DAYS:
         raise ValidationError({"since": [f"Ask for at most {MAX_USAGE_DAYS} days."]})
-    rows = TokenUsage.objects.filter(token=token, day__gte=since, day__lte=until)
-    counts = dict(rows.values_list("day", "count"))
+    counts = usage_reads.counts_between(token, since, until)
     days = [since + timedelta(days=offset) for offset in range((until - since).days + 1)]
-    secrets = TokenSecret.objects.filter(token=token).order_by("-created_at", "-id")
+    last_used_at, last_used_address = usage_reads.last_use(token)
+    live = [
+        use
+        for use in usage_reads.secret_last_uses(token)
+        if use.ends_at is None or use.ends_at > now
+    ]
     return {
         "token_id": token.pk,
         "since": since,
         "until": until,
-        "total": rows.aggregate(total=Sum("count"))["total"] or 0,
+        "total": sum(counts.values()),
         "days": [{"day": day, "count": counts.get(day, 0)} for day in days],
-        "last_used_at": token.last_used_at,
-        "last_used_address": token.last_used_address,
+        "last_used_at": last_used_at,
+        "last_used_address": last_used_address,
         "secrets": [
             {
-                "partial_token": secret.partial_token,
-                "created_at": secret.created_at,
-                "ends_at": secret.ends_at,
-                "last_used_at": secret.last_used_at,
-                "last_used_address": secret.last_used_address,
+                "partial_token": use.partial_token,
+                "created_at": use.created_at,
+                "ends_at": use.ends_at,
+                "last_used_at": use.last_used_at,
+                "last_used_address": use.last_used_address,
             }
-            for secret in secrets
-            if secret.is_valid(now)
+            for use in live
         ],
     }

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
 from policies.models import IpFilter, ScopePolicy
-from tokens.models import LISTED_AFTER_EXPIRY, ApiTokenQuerySet, TokenRole, TokenStatus
+from tokens.models import ApiTokenQuerySet, TokenRole
 
 ROLE_CHOICES = [
     (TokenRole.ADMIN, "Admin"),
@@ -71,18 +71,8 @@ class TokenFilterForm(forms.Form):
         queryset = queryset.listed(now)
         if data.get("q"):
             queryset = queryset.filter(name__icontains=data["q"].strip())
-        status = data.get("status")
-        if status == "active":
-            queryset = queryset.active(now)
-        elif status == "revoked":
-            queryset = queryset.filter(status=TokenStatus.REVOKED)
-        elif status == "expired":
-            queryset = queryset.filter(
-                status=TokenStatus.ACTIVE,
-                expires_at__lte=now,
-                expires_at__gt=now - LISTED_AFTER_EXPIRY,
-            )
-        return queryset
+        # Listed tokens only: expired ones stay for five minutes after their expiry.
+        return queryset.with_status(data.get("status"), now)
 
     @property
     def is_filtered(self) -> bool:

@@ -48,6 +48,19 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
             Q(expires_at__isnull=True) | Q(expires_at__gt=now)
         )
 
+    def with_status(self, status: str | None, now: datetime | None = None) -> ApiTokenQuerySet:
+        """Tokens in one displayed status: ``active`` (usable now), ``expired`` (active but past
+        their expiry), ``revoked``; any other value leaves the queryset as it is. The one
+        definition the console's filter, the API's ``status`` and the admin share."""
+        now = now or timezone.now()
+        if status == "active":
+            return self.active(now)
+        if status == "expired":
+            return self.filter(status=TokenStatus.ACTIVE, expires_at__lte=now)
+        if status == "revoked":
+            return self.filter(status=TokenStatus.REVOKED)
+        return self
+
     def listed(self, now: datetime | None = None) -> ApiTokenQuerySet:
         """Active and revoked tokens, and those expired in the last five minutes."""
         now = now or timezone.now()

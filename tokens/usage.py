@@ -4,7 +4,9 @@ A token's first request in a minute writes its last use and the counts gathered 
 previous write; the others only add to this process's buffer. A background thread flushes
 what idle tokens left behind, so a crash loses at most a minute of counts.
 
-Reading: ``daily_counts`` and ``secret_last_uses`` for the token detail and the API; daily
+Reading: ``counts_between``, ``daily_counts``, ``secret_last_uses`` and ``last_use``, for the
+token detail, its grace banner and the API's usage endpoint (never the tables directly, which
+miss what is still buffered); daily
 counts are kept ``RETENTION_DAYS`` (``prune`` runs from ``cleanup_tokens``).
 """
 
@@ -121,7 +123,7 @@ class UsageBuffer:
         write_entry(token_id, entry)
 
     def _ensure_flusher(self) -> None:
-        if not getattr(settings, "KEYWARD_USAGE_FLUSH_THREAD", True):
+        if not settings.KEYWARD_USAGE_FLUSH_THREAD:
             return
         if self._thread is not None and self._thread.is_alive():
             return
@@ -181,7 +183,7 @@ def _add_count(token_id: int, day: date, count: int) -> None:
 
 def _make_buffer() -> UsageBuffer:
     """The shared Redis buffer where one is configured, else this process's own."""
-    url = getattr(settings, "KEYWARD_USAGE_REDIS_URL", "")
+    url = settings.KEYWARD_USAGE_REDIS_URL
     if url:
         from tokens.usage_redis import RedisUsageBuffer
 
@@ -196,26 +198,31 @@ atexit.register(lambda: buffer.flush())
 # Reading ------------------------------------------------------------------------------------
 
 
-def daily_counts(
-    token: ApiToken | int, days: int = 30, *, today: date | None = None
-) -> list[tuple[date, int]]:
-    """Requests per UTC day for the last ``days`` days (at most 90), oldest first, zeros included.
-
-    What this process has buffered but not yet written is added, so a page shows its own
-    requests at once.
-    """
+def counts_between(token: ApiToken | int, since: date, until: date) -> dict[date, int]:
+    """Requests per UTC day from ``since`` to ``until`` (both included; days without requests
+    are absent). What is buffered but not yet written is added, so a page shows its own
+    requests at once."""
     token_id = token if isinstance(token, int) else token.pk
-    days = max(1, min(days, RETENTION_DAYS))
-    today = today or _utc_day(timezone.now())
-    first = today - timedelta(days=days - 1)
     stored = dict(
-        TokenUsage.objects.filter(token_id=token_id, day__gte=first, day__lte=today)
+        TokenUsage.objects.filter(token_id=token_id, day__gte=since, day__lte=until)
         .order_by()
         .values_list("day", "count")
     )
     for day, count in buffer.pending_counts(token_id).items():
-        if first <= day <= today:
+        if since <= day <= until:
             stored[day] = stored.get(day, 0) + count
+    return stored
+
+
+def daily_counts(
+    token: ApiToken | int, days: int = 30, *, today: date | None = None
+) -> list[tuple[date, int]]:
+    """Requests per UTC day for the last ``days`` days (at most 90), oldest first, zeros
+    included, buffered requests included."""
+    days = max(1, min(days, RETENTION_DAYS))
+    today = today or _utc_day(timezone.now())
+    first = today - timedelta(days=days - 1)
+    stored = counts_between(token, first, today)
     return [
         (first + timedelta(days=offset), stored.get(first + timedelta(days=offset), 0))
         for offset in range(days)
@@ -243,7 +250,8 @@ def secret_last_uses(token: ApiToken | int) -> list[SecretUse]:
     token_id = token if isinstance(token, int) else token.pk
     pending = buffer.pending_secret_uses(token_id)
     uses = []
-    for secret in TokenSecret.objects.filter(token_id=token_id).only(
+    secrets = TokenSecret.objects.filter(token_id=token_id).order_by("-created_at", "-id")
+    for secret in secrets.only(
         "pk", "partial_token", "created_at", "ends_at", "last_used_at", "last_used_address"
     ):
         last_used_at, address = secret.last_used_at, secret.last_used_address
@@ -260,6 +268,15 @@ def secret_last_uses(token: ApiToken | int) -> list[SecretUse]:
             )
         )
     return uses
+
+
+def last_use(token: ApiToken) -> tuple[datetime | None, str | None]:
+    """When the token was last used and from where, buffered uses included."""
+    at, address = token.last_used_at, token.last_used_address
+    for used_at, used_from in buffer.pending_secret_uses(token.pk).values():
+        if at is None or used_at > at:
+            at, address = used_at, used_from
+    return at, address
 
 
 def prunable(*, now: datetime | None = None) -> QuerySet[TokenUsage]:

@@ -32,7 +32,7 @@ from orgs.console import organization_view
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
-from tokens import services
+from tokens import services, usage
 from tokens.forms import (
     AddressesForm,
     ConfirmForm,
@@ -48,9 +48,7 @@ from tokens.models import (
     ApiTokenQuerySet,
     TokenRole,
     TokenScope,
-    TokenSecret,
     TokenStatus,
-    TokenUsage,
 )
 
 PAGE_SIZE = 50
@@ -408,11 +406,7 @@ def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) 
 def usage_chart(token: ApiToken, today: date) -> dict[str, Any]:
     """Daily request counts of the last 30 days as bars of a small SVG chart."""
     first = today - timedelta(days=USAGE_DAYS - 1)
-    counts = dict(
-        TokenUsage.objects.filter(token=token, day__gte=first, day__lte=today).values_list(
-            "day", "count"
-        )
-    )
+    counts = usage.counts_between(token, first, today)
     days = [first + timedelta(days=offset) for offset in range(USAGE_DAYS)]
     peak = max(counts.values(), default=0)
     bar_width, gap, height = 10, 2, 60
@@ -464,7 +458,10 @@ def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
     if token.scope == TokenScope.PERSONAL:
         owner = Principal.for_member(token.user, request.organization)
         ineffective = rules.ineffective_permissions(owner, token)
-    grace_secrets = TokenSecret.objects.filter(token=token, ends_at__gt=now).order_by("ends_at")
+    grace_secrets = sorted(
+        (use for use in usage.secret_last_uses(token) if use.ends_at and use.ends_at > now),
+        key=lambda use: use.ends_at or now,
+    )
     granted = token.granted_permissions()
     return {
         "token": token,

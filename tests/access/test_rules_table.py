@@ -13,7 +13,8 @@ permissions, change addresses, delete, create (a token like the target: same sco
 and permissions; a personal one is the actor's own).
 
 The expectations are written out, not computed: they are the rules of docs/design.md as a
-table. The HTTP matrix (tests/api/test_authorization_matrix.py) checks the same through the API.
+table. The HTTP matrix (tests/access/test_authorization_matrix_api.py) checks the same
+through the API.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from tests.api.test_authorization_matrix import registered_operations
+from tests.access.test_authorization_matrix_api import registered_operations
 
 pytestmark = pytest.mark.django_db
 

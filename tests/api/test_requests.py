@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.factories import Api
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db

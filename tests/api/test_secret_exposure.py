@@ -8,7 +8,7 @@ import re
 import pytest
 
 from orgs.models import AuditEvent
-from tests.api.test_authorization_matrix import MATRIX, Cell
+from tests.access.test_authorization_matrix_api import MATRIX, Cell
 
 pytestmark = pytest.mark.django_db
 

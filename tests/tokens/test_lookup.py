@@ -43,7 +43,8 @@ def test_the_row_matches_the_orm_for_a_group_token_with_filter_and_expiry(world,
     assert row.secret.token.user == token.user and row.secret.token.group == world.platform
     assert row.secret.token.ip_filter.rules_text == "allow 10.0.0.0/8"
     assert row.scope_policy == world.acme.security_policy.group_tokens
-    assert row.owner_role is None or row.secret.token.scope != "personal"
+    # Only a personal token carries its owner's standing; a group token has none to carry.
+    assert row.owner_role is None and row.owner_is_group_admin is False
 
 
 def test_a_personal_token_row_carries_its_owners_roles(world, group_admin):

@@ -5,8 +5,7 @@ from django.utils import timezone
 
 from orgs.models import AuditEvent
 from policies.models import IpFilter
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 from tokens.models import TokenSecret, TokenUsage
 from tokens.services import regenerate_token, revoke_token
 
@@ -70,6 +69,21 @@ def test_last_use_and_the_usage_chart_are_shown(as_alice, org_admin):
     assert "peak 40 a day" in content
     assert content.count('<rect class="bar') == 30
     assert "2 min ago" in content and "198.51.100.4" in content
+
+
+def test_the_chart_and_the_grace_banner_count_requests_still_buffered(as_alice, org_admin):
+    issued = issue(org_admin, name="Buffered")
+    old_secret = issued.secret
+    for _ in range(2):
+        response = as_alice.get("/api/v1/me", headers={"Authorization": f"Bearer {old_secret}"})
+        assert response.status_code == 200
+    regenerate_token(actor=org_admin, token=issued.token, grace=timedelta(days=1))
+    # The old secret, now in its grace period, is used again: buffered, not yet written.
+    bearer = {"Authorization": f"Bearer {old_secret}"}
+    assert as_alice.get("/api/v1/me", headers=bearer, REMOTE_ADDR="192.0.2.9").status_code == 200
+    content = as_alice.get(f"/o/acme/tokens/{issued.token.pk}/").content.decode()
+    assert "<strong>3</strong> requests" in content
+    assert "192.0.2.9" in content
 
 
 def test_recent_audit_events_of_the_token_are_listed(as_alice, org_admin):

@@ -2,7 +2,7 @@
 operation for tokens that must be refused (anonymous, revoked, expired, wrong address).
 
 Both tables fail when a URL or an operation has no entry, so nothing new ships unlisted.
-The API's table for valid callers is tests/api/test_authorization_matrix.py.
+The API's table for valid callers is tests/access/test_authorization_matrix_api.py.
 """
 
 from datetime import timedelta
@@ -16,7 +16,7 @@ from orgs import exports
 from orgs.models import Role
 from people.services import invite, set_group_member
 from policies.services import create_ip_filter
-from tests.api.test_authorization_matrix import MATRIX, Cell, registered_operations
+from tests.access.test_authorization_matrix_api import MATRIX, Cell, registered_operations
 from tests.factories import OPERATOR, add_member, issue, make_user
 from tokens.services import revoke_token
 from webhooks.services import create_endpoint

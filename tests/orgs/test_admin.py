@@ -11,8 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orgs.models import AuditEvent, User, UserKind
-from tests.factories import issue
-from tests.operators.conftest import bulk_tokens
+from tests.factories import bulk_tokens, issue
 from tokens.models import ApiToken, ExpiryReminder, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import revoke_token
 

@@ -8,8 +8,7 @@ import pytest
 from django.utils import timezone
 
 from orgs.models import AuditEvent, Group, GroupMembership, OrganizationMembership
-from tests.api.conftest import Api
-from tests.factories import add_member, issue, make_user
+from tests.factories import Api, add_member, issue, make_user
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db

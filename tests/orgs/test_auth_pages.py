@@ -2,8 +2,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 
 from orgs.models import UserKind
-from tests.console.conftest import HTMX
-from tests.factories import PASSWORD, add_member, make_user
+from tests.factories import HTMX, PASSWORD, add_member, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from django.utils import timezone
 from orgs.models import OrganizationMembership
 from policies.models import IpFilter, SecurityPolicy
 from policies.services import create_ip_filter, update_security_policy
-from tests.api.conftest import Api
-from tests.factories import OPERATOR, add_member, issue
+from tests.factories import OPERATOR, Api, add_member, issue
 from tokens.models import ApiToken
 from tokens.services import revoke_token
 

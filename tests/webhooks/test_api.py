@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from orgs.models import AuditEvent
-from tests.api.test_authorization_matrix import MATRIX, Cell
+from tests.access.test_authorization_matrix_api import MATRIX, Cell
 from webhooks import worker
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 

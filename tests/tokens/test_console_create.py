@@ -5,7 +5,7 @@ import pytest
 import time_machine
 
 from policies.models import IpFilter
-from tests.console.conftest import HTMX
+from tests.factories import HTMX
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db

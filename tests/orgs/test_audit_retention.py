@@ -13,7 +13,7 @@ from django.db import connection
 from orgs import audit, retention
 from orgs.models import AppendOnlyError, AuditEvent
 from orgs.principals import Principal
-from tests.test_settings import PRODUCTION, manage
+from tests.config.test_settings import PRODUCTION, manage
 
 pytestmark = pytest.mark.django_db
 

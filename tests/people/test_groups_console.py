@@ -1,7 +1,6 @@
 import pytest
 
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 from tokens.services import revoke_token
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orgs.models import AuditEvent, User
-from tests.factories import OPERATOR, issue
-from tests.operators.conftest import bulk_tokens
+from tests.factories import OPERATOR, bulk_tokens, issue
 from tokens import cleanup
 from tokens.models import ApiToken, ExpiryReminder, TokenSecret, TokenStatus, TokenUsage
 from tokens.services import revoke_token

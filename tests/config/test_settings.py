@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "k" * 20 + "Zq8x!v2@Lm#9pW4rT6yB1nC3dF5gH7jK0sA",
@@ -88,3 +88,25 @@ def test_production_cookies_are_secure_and_http_only():
     result = manage("shell", "-c", script, env=PRODUCTION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == ["True"] * 6
+
+
+APPS = ("access", "api", "mail", "orgs", "people", "policies", "tokens", "webhooks")
+
+
+def test_every_keyward_setting_the_apps_read_is_declared_in_the_settings():
+    """One place says what each setting is and its default: no app falls back to a default
+    of its own with getattr, so a setting cannot mean two things."""
+    import re
+
+    from django.conf import settings
+
+    used: dict[str, str] = {}
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            text = path.read_text()
+            for name in re.findall(r"settings\.(KEYWARD_[A-Z0-9_]+)", text):
+                used.setdefault(name, str(path.relative_to(ROOT)))
+            assert not re.search(r"getattr\(\s*settings,\s*[\"']KEYWARD_", text), path
+    assert used, "the scan found no settings at all"
+    missing = {name: where for name, where in used.items() if not hasattr(settings, name)}
+    assert not missing

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from orgs.models import AuditEvent
 from policies.models import SecurityPolicy
-from tests.api.conftest import Api
-from tests.factories import issue
+from tests.factories import Api, issue
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db
@@ -422,6 +421,17 @@ def test_usage_counts_requests_per_day(admin_api, callers):
     assert len(body["days"]) == 30 and body["days"][-1]["count"] == 1
     assert body["lastUsedAddress"] == "127.0.0.1"
     assert [secret["partialToken"] for secret in body["secrets"]] == [token.partial_token]
+
+
+def test_usage_includes_requests_still_buffered(admin_api, callers):
+    """Only a token's first request in a minute writes; the endpoint still counts the rest."""
+    token = callers.tokens["custom"]
+    custom = callers.api("custom")
+    for _ in range(3):
+        assert custom.get("/me").status_code == 200
+    body = admin_api.get(f"/api-tokens/{token.pk}/usage").json()
+    assert body["total"] == 3 and body["days"][-1]["count"] == 3
+    assert body["lastUsedAt"] is not None
 
 
 def test_usage_over_more_than_366_days_is_refused(admin_api, callers):

@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from orgs.models import OrganizationMembership
 from people.models import Invitation
-from tests.api.conftest import Api
-from tests.factories import issue, make_user
+from tests.factories import Api, issue, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.console.conftest import HTMX
-from tests.factories import issue
+from tests.factories import HTMX, issue
 from tokens.models import ApiToken, TokenSecret
 from tokens.services import rename_token, revoke_token
 

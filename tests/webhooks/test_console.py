@@ -6,7 +6,7 @@ import re
 import pytest
 
 from orgs.models import AuditEvent
-from tests.console.conftest import HTMX
+from tests.factories import HTMX
 from tests.webhooks.receiver import Answer, Receiver
 from webhooks import services, worker
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint

@@ -1,8 +1,5 @@
 """Brute force and abuse: a flood of guessed tokens, oversized bodies."""
 
-import statistics
-import time
-
 import pytest
 from django.db import connection
 
@@ -13,10 +10,9 @@ pytestmark = pytest.mark.django_db
 FLOOD = 10_000
 
 
-def timed_me(client, secret, address):
-    start = time.perf_counter()
+def me(client, secret, address):
     response = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {secret}", REMOTE_ADDR=address)
-    return response.status_code, time.perf_counter() - start
+    return response.status_code
 
 
 def test_ten_thousand_guessed_tokens_are_throttled_while_real_ones_keep_working(
@@ -24,7 +20,6 @@ def test_ten_thousand_guessed_tokens_are_throttled_while_real_ones_keep_working(
 ):
     settings.KEYWARD_AUTH_FAILURE_LIMIT = 100
     valid = issue(org_admin).secret
-    baseline = [timed_me(client, valid, "198.51.100.10")[1] for _ in range(50)]
     queries = []
 
     def count(execute, sql, params, many, context):
@@ -32,25 +27,25 @@ def test_ten_thousand_guessed_tokens_are_throttled_while_real_ones_keep_working(
         return execute(sql, params, many, context)
 
     statuses = {401: 0, 429: 0}
-    during = []
+    served = 0
     with connection.execute_wrapper(count):
         for index in range(FLOOD):
             guess = token_format.generate("organization")  # well formed, valid checksum
-            status, _ = timed_me(client, guess, "203.0.113.66")
+            status = me(client, guess, "203.0.113.66")
             statuses[status] += 1
             if index % 500 == 0:
                 # Another address, and the flooding address itself: a valid token is served
                 # from both (an office behind one NAT keeps its API access).
                 for address in ("198.51.100.10", "203.0.113.66"):
-                    status, seconds = timed_me(client, valid, address)
-                    assert status == 200, (index, address)
-                    during.append(seconds)
+                    assert me(client, valid, address) == 200, (index, address)
+                    served += 1
     assert statuses == {401: 100, 429: FLOOD - 100}
     # A well-formed guess costs one indexed lookup, throttled or not (that is what lets a valid
-    # token through); nothing else of the flood reaches the database.
-    guess_lookups = [sql for sql in queries if "tokens_tokensecret" in sql]
-    assert len(guess_lookups) <= FLOOD + len(during)
-    assert statistics.median(during) < 5 * statistics.median(baseline) + 0.005
+    # token through); nothing else of the flood reaches the database. (The valid token's own
+    # last-use writes, once a minute on a slow machine, are updates, not lookups.) How fast
+    # valid tokens are served meanwhile is measured in bench/, not asserted here.
+    lookups = [sql for sql in queries if sql.startswith("SELECT") and "tokens_tokensecret" in sql]
+    assert len(lookups) <= FLOOD + served
 
 
 def test_bad_checksums_never_reach_the_database(client, db, django_assert_num_queries):
