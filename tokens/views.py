@@ -13,8 +13,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, OuterRef, Subquery
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,7 +28,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
-from orgs.console import organization_view
+from orgs.console import OrganizationRequest, organization_view
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -59,6 +59,8 @@ COUNT_CAP = 10_000
 class CappedPaginator(Paginator):
     """A paginator whose total is exact up to COUNT_CAP and "more than COUNT_CAP" beyond."""
 
+    object_list: QuerySet[ApiToken]  # it pages a token queryset
+
     @cached_property
     def count(self) -> int:
         return self.object_list.order_by()[: COUNT_CAP + 1].count()
@@ -67,11 +69,11 @@ class CappedPaginator(Paginator):
     def is_capped(self) -> bool:
         return self.count > COUNT_CAP
 
-    def page(self, number: int | str):  # noqa: ANN201 (Django's Page)
+    def page(self, number: int | str) -> Page[ApiToken]:
         # Django trims the last page to the count; past the cap the count is not the end.
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+        return Page(self.object_list[bottom : bottom + self.per_page], number, self)
 
 
 USAGE_DAYS = 30
@@ -83,7 +85,7 @@ CLOSE_DIALOG = "close-dialog"
 def _is_partial(request: HttpRequest) -> bool:
     """An HTMX request that wants a fragment (a history restore wants the whole page)."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
@@ -124,7 +126,7 @@ class TokenScopePage:
         return visible
 
 
-def _organization_page(request: HttpRequest) -> TokenScopePage:
+def _organization_page(request: OrganizationRequest) -> TokenScopePage:
     if not rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION):
         raise PermissionDenied("Organization tokens are managed by the organization's admins.")
     slug = request.organization.slug
@@ -138,7 +140,7 @@ def _organization_page(request: HttpRequest) -> TokenScopePage:
     )
 
 
-def _personal_page(request: HttpRequest) -> TokenScopePage:
+def _personal_page(request: OrganizationRequest) -> TokenScopePage:
     slug = request.organization.slug
     return TokenScopePage(
         scope=TokenScope.PERSONAL,
@@ -150,7 +152,7 @@ def _personal_page(request: HttpRequest) -> TokenScopePage:
     )
 
 
-def _administered_group(request: HttpRequest, group_slug: str) -> Group:
+def _administered_group(request: OrganizationRequest, group_slug: str) -> Group:
     """The group, if the person administers it (or its organization); 404 if they are not in
     it, 403 if they are in it without being one of its admins."""
     group = get_object_or_404(Group.objects.visible_to(request.principal), slug=group_slug)
@@ -159,7 +161,7 @@ def _administered_group(request: HttpRequest, group_slug: str) -> Group:
     return group
 
 
-def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
+def _group_page(request: OrganizationRequest, group: Group) -> TokenScopePage:
     kwargs = {"org_slug": request.organization.slug, "group_slug": group.slug}
     return TokenScopePage(
         scope=TokenScope.GROUP,
@@ -171,9 +173,9 @@ def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
     )
 
 
-def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
+def _page_of_token(request: OrganizationRequest, token: ApiToken) -> TokenScopePage:
     """The list a token belongs to, for breadcrumbs and where to go after deleting it."""
-    if token.scope == TokenScope.GROUP:
+    if token.scope == TokenScope.GROUP and token.group is not None:
         return _group_page(request, token.group)
     if token.scope == TokenScope.PERSONAL and token.user_id == request.user.pk:
         return _personal_page(request)
@@ -193,7 +195,7 @@ def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
 
 @organization_view
 @require_GET
-def organization_home(request: HttpRequest) -> HttpResponse:
+def organization_home(request: OrganizationRequest) -> HttpResponse:
     """Send admins to the organization's tokens and everyone else to their own."""
     organization_tokens = rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION)
     target = "tokens:list" if organization_tokens else "tokens:personal-list"
@@ -204,7 +206,7 @@ def organization_home(request: HttpRequest) -> HttpResponse:
 
 
 def _render_list(
-    request: HttpRequest, page: TokenScopePage, extra: dict[str, Any] | None = None
+    request: OrganizationRequest, page: TokenScopePage, extra: dict[str, Any] | None = None
 ) -> HttpResponse:
     now = timezone.now()
     all_tokens = page.tokens(request.principal)
@@ -231,19 +233,19 @@ def _render_list(
 
 @organization_view
 @require_GET
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _organization_page(request))
 
 
 @organization_view
 @require_GET
-def personal_list(request: HttpRequest) -> HttpResponse:
+def personal_list(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _personal_page(request))
 
 
 @organization_view
 @require_GET
-def group_list(request: HttpRequest) -> HttpResponse:
+def group_list(request: OrganizationRequest) -> HttpResponse:
     principal = request.principal
     # Counted by subqueries: a join through the viewer's own membership would count only them.
     members = (
@@ -274,7 +276,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
 
 @organization_view
 @require_GET
-def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_detail(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     members = group.memberships.select_related("user").order_by("role", "user__username")
     return _render_list(request, _group_page(request, group), {"group": group, "members": members})
@@ -284,7 +286,7 @@ def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
 
 
 @sensitive_variables("issued")
-def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
+def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
     """The create dialog of one list; on success, the reveal of the new token."""
     now = timezone.now()
     principal = request.principal
@@ -334,7 +336,7 @@ def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
 
 @sensitive_variables()  # every frame below, template rendering included, masked in reports
 def _reveal(
-    request: HttpRequest, template: str, partial: str, context: dict[str, Any]
+    request: OrganizationRequest, template: str, partial: str, context: dict[str, Any]
 ) -> HttpResponse:
     """The one response that carries a secret: never cached, and the lists refresh behind it."""
     if _is_partial(request):
@@ -347,19 +349,19 @@ def _reveal(
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: OrganizationRequest) -> HttpResponse:
     return _create(request, _organization_page(request))
 
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def personal_create(request: HttpRequest) -> HttpResponse:
+def personal_create(request: OrganizationRequest) -> HttpResponse:
     return _create(request, _personal_page(request))
 
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def group_create(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_create(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     return _create(request, _group_page(request, group))
 
@@ -367,7 +369,7 @@ def group_create(request: HttpRequest, group_slug: str) -> HttpResponse:
 # Detail ---------------------------------------------------------------------------------------
 
 
-def _visible_token(request: HttpRequest, token_id: int) -> ApiToken:
+def _visible_token(request: OrganizationRequest, token_id: int) -> ApiToken:
     return get_object_or_404(
         ApiToken.objects.visible_to(request.principal).select_related(
             "organization", "group", "user", "ip_filter"
@@ -451,7 +453,7 @@ def _permission_table(token: ApiToken) -> list[dict[str, Any]]:
     ]
 
 
-def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
+def _detail_context(request: OrganizationRequest, token: ApiToken) -> dict[str, Any]:
     now = timezone.now()
     policy = _scope_policy(request.organization, token.scope)
     ineffective: list[str] = []
@@ -484,7 +486,7 @@ def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
 
 @organization_view
 @require_GET
-def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_detail(request: OrganizationRequest, token_id: int) -> HttpResponse:
     token = _visible_token(request, token_id)
     template = "tokens/token_detail.html"
     if _is_partial(request):
@@ -523,7 +525,7 @@ MANAGE_ACTION_OF = {
 }
 
 
-def _requested_version(request: HttpRequest, token: ApiToken) -> int:
+def _requested_version(request: OrganizationRequest, token: ApiToken) -> int:
     """The version of the page the person opened the action from (``?version=``)."""
     try:
         version = int(request.GET.get("version", token.version))
@@ -532,7 +534,9 @@ def _requested_version(request: HttpRequest, token: ApiToken) -> int:
     return version if version > 0 else token.version
 
 
-def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: ScopePolicy) -> Any:
+def _action_form(
+    action: Action, request: OrganizationRequest, token: ApiToken, policy: ScopePolicy
+) -> Any:
     data = request.POST if request.method == "POST" else None
     kwargs: dict[str, Any] = {"initial": {"version": _requested_version(request, token)}}
     if action.name == "edit":
@@ -559,7 +563,11 @@ def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: 
 
 @sensitive_variables("issued")
 def _run_action(
-    action: Action, request: HttpRequest, token: ApiToken, form: Any, context: dict[str, Any]
+    action: Action,
+    request: OrganizationRequest,
+    token: ApiToken,
+    form: Any,
+    context: dict[str, Any],
 ) -> HttpResponseBase | None:
     """Call the service; return the success response, or None with errors on the form."""
     principal = request.principal
@@ -637,7 +645,7 @@ def _action_view(action_name: str) -> Any:
 
     @organization_view
     @require_http_methods(["GET", "POST"])
-    def view(request: HttpRequest, token_id: int) -> HttpResponseBase:
+    def view(request: OrganizationRequest, token_id: int) -> HttpResponseBase:
         token = _visible_token(request, token_id)
         policy = _scope_policy(request.organization, token.scope)
         form = _action_form(action, request, token, policy)
@@ -697,7 +705,7 @@ token_delete = _action_view("delete")
 
 @organization_view
 @require_GET
-def permission_preview(request: HttpRequest, token_id: int) -> HttpResponse:
+def permission_preview(request: OrganizationRequest, token_id: int) -> HttpResponse:
     """What saving the permission editor would add and remove, shown before saving."""
     token = _visible_token(request, token_id)
     role = request.GET.get("role", token.role)
