@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils.datastructures import MultiValueDict
 
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
@@ -50,6 +53,13 @@ STATUS_CHOICES = [
     ("expired", "Expired"),
     ("revoked", "Revoked"),
 ]
+
+
+def _offer_filters(form: forms.Form, ip_filters: QuerySet[IpFilter]) -> None:
+    """The IP filters the form's ``ip_filter`` field offers (those the actor sees)."""
+    field = form.fields["ip_filter"]
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = ip_filters
 
 
 def service_errors_to_form(form: forms.Form, error: ValidationError) -> None:
@@ -97,9 +107,9 @@ class PermissionsMixin(forms.Form):
     def setup_permissions(self, scope: str, held: frozenset[str]) -> None:
         self.scope = scope
         self.held = held
-        self.fields["permissions"].choices = [
-            (name, name) for name in sorted(catalog.valid_in(scope))
-        ]
+        permissions = self.fields["permissions"]
+        assert isinstance(permissions, forms.MultipleChoiceField)
+        permissions.choices = [(name, name) for name in sorted(catalog.valid_in(scope))]
 
     def permission_groups(self) -> list[dict]:
         """The scope's catalog grouped by resource, each permission with its checked state."""
@@ -129,7 +139,8 @@ class PermissionsMixin(forms.Form):
 
     def _selected_permissions(self) -> list[str]:
         if self.is_bound:
-            return self.data.getlist(self.add_prefix("permissions"))
+            key, data = self.add_prefix("permissions"), self.data
+            return data.getlist(key) if isinstance(data, MultiValueDict) else data.get(key, [])
         return list(self.initial.get("permissions", []))
 
 
@@ -162,19 +173,19 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         scope: str,
         policy: ScopePolicy,
         held: frozenset[str],
-        ip_filters: object,
+        ip_filters: QuerySet[IpFilter],
         now: datetime,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.policy = policy
         self.now = now
         self.setup_permissions(scope, held)
-        self.fields["ip_filter"].queryset = ip_filters
+        _offer_filters(self, ip_filters)
         latest = policy.latest_expiry(now)
         self.latest_expiry = latest
         self.max_lifetime = policy.max_lifetime
@@ -221,7 +232,8 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
         return [line.strip() for line in text.splitlines() if line.strip()]
 
     def clean(self) -> dict:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         choice = data.get("expiry")
         if choice in PRESETS:
             data["expires_at"] = self.now + PRESETS[choice]
@@ -261,7 +273,7 @@ def _largest_unit(span: timedelta) -> tuple[int, str]:
 
 
 class EditPermissionsForm(PermissionsMixin, VersionedForm):
-    def __init__(self, *args: object, scope: str, held: frozenset[str], **kwargs: object) -> None:
+    def __init__(self, *args: Any, scope: str, held: frozenset[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.setup_permissions(scope, held)
 
@@ -271,7 +283,7 @@ class RegenerateForm(VersionedForm):
         choices=GRACE_CHOICES, widget=forms.RadioSelect, initial="0", label="Grace period"
     )
 
-    def __init__(self, *args: object, max_grace: timedelta, **kwargs: object) -> None:
+    def __init__(self, *args: Any, max_grace: timedelta, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_grace = max_grace
 
@@ -318,9 +330,9 @@ class AddressesForm(VersionedForm):
         "empty: any address.",
     )
 
-    def __init__(self, *args: object, ip_filters: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, ip_filters: QuerySet[IpFilter], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["ip_filter"].queryset = ip_filters
+        _offer_filters(self, ip_filters)
 
     def clean_allowed_addresses(self) -> list[str]:
         text = self.cleaned_data.get("allowed_addresses") or ""
