@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
@@ -108,7 +109,7 @@ class CleanupReport:
     def total(self, name: str) -> int:
         return sum(getattr(counts, name) for counts in self.by_organization.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "interrupted": self.interrupted,
@@ -244,7 +245,8 @@ def _delete_tokens(token_ids: list[int]) -> int:
     statement = f"DELETE FROM {table} WHERE {column} IN ({placeholders})"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(statement, token_ids)
-        return cursor.rowcount
+        removed: int = cursor.rowcount
+        return removed
 
 
 def _deactivate_technical_users(users: dict[int, int]) -> Counter[int]:
@@ -468,7 +470,7 @@ class PurgeReport:
     usernames: list[str] = field(default_factory=list)  # a dry run's list
     interrupted: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "purged": self.purged,

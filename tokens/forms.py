@@ -111,7 +111,7 @@ class PermissionsMixin(forms.Form):
         assert isinstance(permissions, forms.MultipleChoiceField)
         permissions.choices = [(name, name) for name in sorted(catalog.valid_in(scope))]
 
-    def permission_groups(self) -> list[dict]:
+    def permission_groups(self) -> list[dict[str, Any]]:
         """The scope's catalog grouped by resource, each permission with its checked state."""
         selected = set(self._selected_permissions())
         return [
@@ -130,7 +130,7 @@ class PermissionsMixin(forms.Form):
             for resource, permissions in catalog.grouped(self.scope)
         ]
 
-    def role_options(self) -> list[dict]:
+    def role_options(self) -> list[dict[str, Any]]:
         current = self["role"].value()
         return [
             {"value": value, "label": label, "help": ROLE_HELP[value], "checked": value == current}
@@ -208,7 +208,7 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
                 return choice
         return "duration"
 
-    def expiry_options(self) -> list[dict]:
+    def expiry_options(self) -> list[dict[str, Any]]:
         current = self["expiry"].value()
         options = []
         for value, label in EXPIRY_CHOICES:
@@ -231,7 +231,7 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
         text = self.cleaned_data.get("allowed_addresses") or ""
         return [line.strip() for line in text.splitlines() if line.strip()]
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         choice = data.get("expiry")
@@ -287,7 +287,7 @@ class RegenerateForm(VersionedForm):
         super().__init__(*args, **kwargs)
         self.max_grace = max_grace
 
-    def grace_options(self) -> list[dict]:
+    def grace_options(self) -> list[dict[str, Any]]:
         current = self["grace"].value()
         return [
             {

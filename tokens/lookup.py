@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from django.db import connection, models
 
@@ -38,7 +38,7 @@ class SecretRow:
     owner_is_group_admin: bool
 
 
-def _columns(model: type[models.Model]) -> list[models.Field]:
+def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return list(model._meta.concrete_fields)
 
 
@@ -98,7 +98,7 @@ def _sql(digest_count: int, vendor: str) -> str:
 
 
 @cache
-def _converters(model: type[models.Model], vendor: str) -> tuple[tuple, ...]:
+def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
     """(position, converters, expression) for the columns the ORM would convert (e.g. SQLite
     datetimes); columns without converters are left as they come."""
     result = []
@@ -114,7 +114,7 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple, ...]:
     return tuple(result)
 
 
-def _convert(model: type[models.Model], values: list) -> list:
+def _convert(model: type[models.Model], values: list[Any]) -> list[Any]:
     for position, converters, expression in _converters(model, connection.vendor):
         value = values[position]
         for converter in converters:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -76,7 +77,7 @@ class NotifyReport:
     def tokens_reminded(self) -> int:
         return len({r.token.pk for digest in self.digests for r in digest.reminders})
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "digests": [
@@ -139,7 +140,7 @@ def due_reminders(*, now: datetime, organization: Organization | None = None) ->
     return due
 
 
-def _addresses(memberships: Iterable) -> list[str]:
+def _addresses(memberships: Iterable[OrganizationMembership | GroupMembership]) -> list[str]:
     return sorted({m.user.email for m in memberships if m.user.email and m.user.is_active})
 
 
@@ -151,12 +152,12 @@ def build_digests(due: list[DueReminder]) -> list[Digest]:
         by_org[reminder.token.organization_id].append(reminder)
         if reminder.token.group_id:
             by_group[reminder.token.group_id].append(reminder)
-    org_admins: dict[int, list] = defaultdict(list)
+    org_admins: dict[int, list[OrganizationMembership]] = defaultdict(list)
     for membership in OrganizationMembership.objects.filter(
         organization_id__in=list(by_org), role=Role.ADMIN
     ).select_related("user"):
         org_admins[membership.organization_id].append(membership)
-    group_admins: dict[int, list] = defaultdict(list)
+    group_admins: dict[int, list[GroupMembership]] = defaultdict(list)
     for group_membership in GroupMembership.objects.filter(
         group_id__in=list(by_group), role=Role.ADMIN
     ).select_related("user"):

@@ -80,7 +80,8 @@ def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
         scope, "personal_tokens"
     )
     policy = SecurityPolicy.objects.select_related(field).get(organization=organization)
-    return getattr(policy, field)
+    scope_policy: ScopePolicy = getattr(policy, field)
+    return scope_policy
 
 
 def _snapshot(token: ApiToken) -> dict[str, Any]:
@@ -97,7 +98,9 @@ def _snapshot(token: ApiToken) -> dict[str, Any]:
     }
 
 
-def _record(actor: Principal, action: str, token: ApiToken, changes: dict | None = None) -> None:
+def _record(
+    actor: Principal, action: str, token: ApiToken, changes: dict[str, Any] | None = None
+) -> None:
     audit.record(
         actor=actor,
         action=action,

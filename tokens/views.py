@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -56,7 +56,14 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 
-class CappedPaginator(Paginator):
+# Paginator is generic to type checkers only (django-stubs), not at run time.
+if TYPE_CHECKING:
+    TokenPaginator = Paginator[ApiToken]
+else:
+    TokenPaginator = Paginator
+
+
+class CappedPaginator(TokenPaginator):
     """A paginator whose total is exact up to COUNT_CAP and "more than COUNT_CAP" beyond."""
 
     object_list: QuerySet[ApiToken]  # it pages a token queryset

@@ -10,7 +10,7 @@ from django.utils import timezone
 from orgs.durations import EXIT_INTERRUPTED, duration_argument
 from orgs.models import Organization
 from orgs.principals import Principal
-from tokens import cleanup
+from tokens import cleanup, usage
 from tokens.progress import ProgressBar
 
 
@@ -159,7 +159,7 @@ class Command(BaseCommand):
             f"{summary['revoked_unused']} unused tokens, {words[2]} "
             f"{summary['technical_users_deactivated']} technical users, {words[3]} "
             f"{summary['usage_rows_pruned']} daily usage rows older than "
-            f"{cleanup.usage.RETENTION_DAYS} days."
+            f"{usage.RETENTION_DAYS} days."
         )
         for slug, counts in summary["organizations"].items():
             self.stdout.write(

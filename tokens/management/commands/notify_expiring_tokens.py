@@ -1,12 +1,19 @@
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from orgs.models import Organization
-from tokens.notifications import ORGANIZATIONS, THRESHOLDS, due_reminders, send_reminders
+from tokens.notifications import (
+    ORGANIZATIONS,
+    THRESHOLDS,
+    NotifyReport,
+    due_reminders,
+    send_reminders,
+)
 from tokens.progress import ProgressBar
 
 
@@ -60,7 +67,7 @@ class Command(BaseCommand):
                 + "; ".join(report.failures[:5])
             )
 
-    def _print(self, report, now) -> None:  # noqa: ANN001
+    def _print(self, report: NotifyReport, now: datetime) -> None:
         for digest in report.digests:
             verb = "Would send" if report.dry_run else "Queued"
             self.stdout.write(f"{verb} {digest.subject!r} to {', '.join(digest.recipients)}")
