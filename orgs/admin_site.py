@@ -12,6 +12,7 @@ password typed wrong there counts towards the sign-in lockout.
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.contrib import admin
 from django.contrib.admin import helpers
@@ -80,6 +81,13 @@ def record(request: HttpRequest, action: str, obj: models.Model, changes: dict[s
     )
 
 
+# What get_object found, per request (and per object), until log_change compares with it; kept
+# beside the request rather than on it, and gone with it.
+_before_by_request: WeakKeyDictionary[HttpRequest, dict[tuple[str, str], dict[str, Any]]] = (
+    WeakKeyDictionary()
+)
+
+
 class Audited(admin.ModelAdmin):
     """The base of every ModelAdmin on the Keyward admin site (see ``KeywardAdminSite.register``).
 
@@ -90,9 +98,7 @@ class Audited(admin.ModelAdmin):
     """
 
     def _before(self, request: HttpRequest) -> dict[tuple[str, str], dict[str, Any]]:
-        if not hasattr(request, "_keyward_admin_before"):
-            request._keyward_admin_before = {}  # type: ignore[attr-defined]
-        return request._keyward_admin_before  # type: ignore[attr-defined]
+        return _before_by_request.setdefault(request, {})
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         obj = super().get_object(request, object_id, from_field)
