@@ -28,8 +28,11 @@ migrate: $(STAMP)
 demo: migrate
 	$(BIN)/python manage.py demo
 
+# The address the demo prints and e-mail links point to follows HOST and PORT
+# (make run PORT=8101), unless KEYWARD_CONSOLE_URL is set.
+run: export KEYWARD_CONSOLE_URL ?= http://$(HOST):$(PORT)
 run: demo
-	@echo "Keyward console: http://$(HOST):$(PORT)"
+	@echo "Keyward console: $(KEYWARD_CONSOLE_URL)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Lint and types first: a change that breaks them fails before the suite runs.

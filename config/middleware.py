@@ -1,5 +1,9 @@
 """Headers every response carries that Django's SecurityMiddleware does not set."""
 
+import base64
+import hashlib
+import html
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -12,7 +16,8 @@ class SecurityHeadersMiddleware:
     """Add the Content-Security-Policy and Permissions-Policy headers.
 
     A header is all we need: the console has no inline script, so no nonces (django-csp's
-    reason to exist) are required.
+    reason to exist) are required. Django's own development error pages do have inline code;
+    in DEBUG they get a policy that allows exactly that code, by its hashes.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -20,13 +25,51 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault(
-            "Content-Security-Policy", settings.KEYWARD_CONTENT_SECURITY_POLICY
-        )
+        policy = settings.KEYWARD_CONTENT_SECURITY_POLICY
+        if settings.DEBUG and is_technical_page(response):
+            policy = allowing_inline_code_of(response.content, policy)
+        response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), clipboard-write=(self)"
         )
         return response
+
+
+# Django's development error pages (technical 404 and 500) carry their style and script inline.
+_TECHNICAL_MARK = b'<meta name="robots" content="NONE,NOARCHIVE">'
+_INLINE_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.DOTALL)
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL)
+_EVENT_HANDLER = re.compile(rb"\son[a-z]+=\"([^\"]*)\"")
+
+
+def is_technical_page(response: HttpResponse) -> bool:
+    """Whether this is one of Django's development error pages (only ever sent in DEBUG)."""
+    return (
+        not response.streaming
+        and response.get("Content-Type", "").startswith("text/html")
+        and _TECHNICAL_MARK in response.content[:2000]
+    )
+
+
+def _hash(code: bytes) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code).digest()).decode() + "'"
+
+
+def allowing_inline_code_of(content: bytes, policy: str) -> str:
+    """The policy, allowing exactly the inline style, script and event handlers of this page
+    by their hashes (no 'unsafe-inline'), so a development error page shows styled."""
+    styles = {_hash(block) for block in _INLINE_STYLE.findall(content)}
+    scripts = {_hash(block) for block in _INLINE_SCRIPT.findall(content)}
+    handlers = {
+        _hash(html.unescape(handler.decode()).encode())
+        for handler in _EVENT_HANDLER.findall(content)
+    }
+    if styles:
+        policy = policy.replace("style-src 'self'", " ".join(["style-src 'self'", *sorted(styles)]))
+    if scripts or handlers:
+        extra = sorted(scripts) + (["'unsafe-hashes'", *sorted(handlers)] if handlers else [])
+        policy = policy.replace("script-src 'self'", " ".join(["script-src 'self'", *extra]))
+    return policy
 
 
 class DatabaseUnavailableMiddleware:

@@ -169,6 +169,16 @@ class KeywardAdminSite(admin.AdminSite):
             admin_class = type(admin_class.__name__, (Audited, admin_class), {})
         super().register(model_or_iterable, admin_class, **options)
 
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:
+        """The apps and models, with Django's permission groups named apart from Keyward's
+        groups (both would read "Groups")."""
+        app_list = super().get_app_list(request, app_label)
+        for app in app_list:
+            for model in app["models"]:
+                if model["object_name"] == "Group" and app["app_label"] == "auth":
+                    model["name"] = "Staff permission groups"
+        return app_list
+
     # Django's own answers a redirect once the password is changed; its stub says TemplateResponse.
     def password_change(  # type: ignore[override]
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -44,7 +44,9 @@ class IpFilterForm(forms.Form):
                 line = (item.params or {}).get("line")
                 for message in item.messages:
                     if line:
-                        self.line_errors[line] = message
+                        # The editor numbers its lines itself: keep the message without the
+                        # "Line 3: " that the API's message starts with.
+                        self.line_errors[line] = message.removeprefix(f"Line {line}: ")
                     self.add_error(target, message)
 
     def error_lines(self) -> list[tuple[int, str, str]]:

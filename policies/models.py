@@ -82,9 +82,14 @@ class ScopePolicy(models.Model):
     custom_ip_allowed = models.BooleanField(
         default=True, help_text="Tokens may carry their own IP filter and allowed addresses."
     )
-    permission_edits_allowed = models.BooleanField(default=True)
+    # Off until an admin turns it on: product document 000 lets tokens' permissions be edited
+    # "if enabled", so a new organization's tokens keep the grant they were issued with.
+    permission_edits_allowed = models.BooleanField(default=False)
     regeneration_allowed = models.BooleanField(default=True)
     max_grace = models.DurationField(default=DEFAULT_MAX_GRACE)
+
+    class Meta:
+        verbose_name_plural = "scope policies"
 
     def __str__(self) -> str:
         return f"{self.scope} tokens"
@@ -151,7 +156,8 @@ class SecurityPolicy(models.Model):
 
     @classmethod
     def create_default(cls, organization: Organization) -> SecurityPolicy:
-        """Create the default policy: everything allowed, personal tokens at most 30 days."""
+        """Create the default policy: everything allowed but permission edits, personal tokens at
+        most 30 days."""
         return cls.objects.create(
             organization=organization,
             organization_tokens=ScopePolicy.objects.create(scope="organization"),

@@ -312,6 +312,19 @@ def _policy_page(
             "forms": forms,
             "impact": impact,
             "errors": errors or [],
+            # Errors beside fields are listed above the preview too, each naming its field
+            # (keyward.js marks the field), since a preview swaps in only this part.
+            "field_errors": [
+                {
+                    "field": form[name].auto_id,
+                    "text": f"{form.scope.capitalize()} tokens, {str(form[name].label).lower()}: "
+                    + " ".join(map(str, messages_)),
+                }
+                for form in forms
+                if form.is_bound
+                for name, messages_ in form.errors.items()
+                if name in form.fields
+            ],
             "has_filters": IpFilter.objects.visible_to(request.principal).exists(),
         },
     )

@@ -98,6 +98,28 @@
 
   /* Copy to clipboard ------------------------------------------------------------------ */
 
+  // A revealed secret is masked (a password field) until Show; without JavaScript it stays
+  // plain text, so it can still be selected and copied.
+  function maskSecrets(root) {
+    root.querySelectorAll("input[data-masked]").forEach((input) => {
+      if (input.dataset.maskWired) return;
+      input.dataset.maskWired = "1";
+      input.type = "password";
+      const toggle = document.querySelector(`[data-show-secret="${CSS.escape(input.id)}"]`);
+      if (toggle) toggle.hidden = false;
+    });
+  }
+
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest("[data-show-secret]");
+    if (!toggle) return;
+    const input = document.getElementById(toggle.dataset.showSecret);
+    const show = input.type === "password";
+    input.type = show ? "text" : "password";
+    toggle.textContent = show ? "Hide" : "Show";
+    announce(show ? "The token is shown." : "The token is masked.");
+  });
+
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-copy]");
     if (!button) return;
@@ -110,7 +132,12 @@
       await navigator.clipboard.writeText(input.value);
       copied = true;
     } catch (error) {
+      // Browsers never copy a selection out of a password field: unmask for the copy only.
+      const masked = input.type === "password";
+      if (masked) input.type = "text";
+      input.select();
       copied = document.execCommand && document.execCommand("copy");
+      if (masked) input.type = "password";
     }
     button.textContent = copied ? "Copied" : "Copy";
     const result = copied
@@ -121,37 +148,57 @@
     else announce(result);
   });
 
-  /* Permission groups: "All" checkbox per resource ------------------------------------- */
+  /* Permission grid: a role fills it in; changing a row makes the permissions custom ------ */
 
-  function syncSelectAll(group) {
-    const all = group.querySelector("input[data-select-all]");
-    if (!all) return;
-    const boxes = [...group.querySelectorAll("input[name=permissions]:not(:disabled)")];
-    const checked = boxes.filter((box) => box.checked).length;
-    all.checked = checked > 0 && checked === boxes.length;
-    all.indeterminate = checked > 0 && checked < boxes.length;
+  function gridRows(form) {
+    return [...form.querySelectorAll("[data-permission-grid] fieldset[data-resource]")];
   }
 
-  function wireSelectAll(root) {
-    root.querySelectorAll("input[data-select-all]").forEach((all) => {
-      all.closest("label").hidden = false;
-      syncSelectAll(all.closest("fieldset"));
+  function showNames(row) {
+    const chosen = row.querySelector("input[type=radio]:checked");
+    const line = row.querySelector("[data-permission-names]");
+    if (!line) return;
+    const names = chosen ? chosen.value.split(" ").filter(Boolean) : [];
+    if (!names.length) {
+      line.textContent = "No permission";
+      return;
+    }
+    line.replaceChildren(...names.flatMap((name, index) => {
+      const code = document.createElement("code");
+      code.textContent = name;
+      return index ? [document.createTextNode(" "), code] : [code];
+    }));
+  }
+
+  // Each row takes the level that grants exactly the role's permissions of its resource.
+  function fillGrid(form, granted) {
+    gridRows(form).forEach((row) => {
+      const radios = [...row.querySelectorAll("input[type=radio]")];
+      const level = radios.find((radio) => {
+        const names = radio.value.split(" ").filter(Boolean);
+        const wanted = radios.flatMap((other) => other.value.split(" ")).filter((name) => granted.has(name));
+        const unique = new Set(wanted);
+        return names.length === unique.size && names.every((name) => unique.has(name));
+      });
+      if (level) level.checked = true;
+      showNames(row);
     });
   }
 
+  // In the capture phase: the grid is filled in (or the role made custom) before htmx, on the
+  // way back up, sends the fields to the edit dialog's preview.
   document.addEventListener("change", (event) => {
     const target = event.target;
-    if (target.matches("input[data-select-all]")) {
-      const group = target.closest("fieldset");
-      group.querySelectorAll("input[name=permissions]:not(:disabled)").forEach((box) => {
-        box.checked = target.checked;
-      });
-      // One change event for the group, so a live preview updates once.
-      group.dispatchEvent(new Event("change", { bubbles: true }));
-    } else if (target.matches("input[name=permissions]")) {
-      syncSelectAll(target.closest("fieldset"));
+    const form = target.form;
+    if (!form) return;
+    if (target.matches("input[name=role][data-role-permissions]")) {
+      fillGrid(form, new Set(target.dataset.rolePermissions.split(" ").filter(Boolean)));
+    } else if (target.matches("[data-permission-grid] input[type=radio]")) {
+      showNames(target.closest("fieldset[data-resource]"));
+      const custom = form.querySelector("input[name=role][value=custom]");
+      if (custom && !custom.checked) custom.checked = true;
     }
-  });
+  }, true);
 
   /* Times: the server writes UTC; show the viewer's zone, keep UTC on hover -------------- */
 
@@ -209,6 +256,15 @@
     }));
   }
 
+  // The first field a form's answer marks as wrong (aria-invalid, its message through
+  // aria-describedby); of a radio group, the choice that is checked.
+  function firstInvalid(container) {
+    const field = container.querySelector("[aria-invalid=true]:not(:disabled)");
+    if (!field || field.type !== "radio") return field;
+    const group = container.querySelectorAll(`input[type=radio][name="${CSS.escape(field.name)}"]:not(:disabled)`);
+    return [...group].find((radio) => radio.checked) || field;
+  }
+
   function focusIsLost() {
     const active = document.activeElement;
     return !active || active === document.body || !active.isConnected;
@@ -264,7 +320,7 @@
 
   function init(root) {
     localizeTimes(root);
-    wireSelectAll(root);
+    maskSecrets(root);
     openDialogs(root);
   }
 
@@ -275,18 +331,49 @@
   // problem; focus that the swap took away (it was in the replaced fragment) goes to the new
   // fragment's heading, or the fragment; and a [data-announce] part of what a person's own
   // input brought (a test result, a count) is read out.
+  // A fragment that lists errors of fields outside it ([data-error-for], the policy preview)
+  // marks those fields, and unmarks the ones it no longer lists.
+  function markFieldErrors(target) {
+    const form = target.closest("form");
+    if (!form) return;
+    form.querySelectorAll("[data-marked-invalid]").forEach((field) => {
+      field.removeAttribute("aria-invalid");
+      field.setAttribute("aria-describedby", field.dataset.describedBefore || "");
+      if (!field.dataset.describedBefore) field.removeAttribute("aria-describedby");
+      delete field.dataset.markedInvalid;
+      delete field.dataset.describedBefore;
+    });
+    target.querySelectorAll("[data-error-for]").forEach((message) => {
+      const field = document.getElementById(message.dataset.errorFor);
+      if (!field || field.getAttribute("aria-invalid") === "true") return;
+      field.dataset.markedInvalid = "1";
+      field.dataset.describedBefore = field.getAttribute("aria-describedby") || "";
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", `${field.dataset.describedBefore} ${message.id}`.trim());
+    });
+  }
+
   document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail.elt;
     if (!target.isConnected) return;
+    markFieldErrors(target);
     const dialog = target.closest && target.closest("dialog[open]");
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const fromForm = source && source.closest && source.closest("form");
+    const submitted = source && source.matches && source.matches("button, [type=submit]");
     if (dialog) {
-      const focus = dialog.querySelector("[aria-invalid=true], [role=alert] a, [autofocus]");
+      // Only what the swap brought: a live preview beside the fields leaves focus alone.
+      const focus = firstInvalid(target) || target.querySelector("[role=alert] a, [autofocus]");
       if (focus) focus.focus();
+    } else if (fromForm && firstInvalid(target)) {
+      firstInvalid(target).focus();
+    } else if (submitted && fromForm && firstInvalid(fromForm)) {
+      // A submit button whose answer lists errors of fields outside it (Preview impact).
+      firstInvalid(fromForm).focus();
     } else if (focusIsLost()) {
       focusOn(target.querySelector("h1, h2") || target);
     }
-    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
-    if (source && source.closest && source.closest("form")) {
+    if (fromForm) {
       const parts = target.matches("[data-announce]") ? [target] : [];
       parts.push(...target.querySelectorAll("[data-announce]"));
       announce(parts.map((part) => part.textContent.replace(/\s+/g, " ").trim()).join(" "));
@@ -295,7 +382,10 @@
 
   init(document);
 
-  // A full page that brings a message (saved, deleted) starts on it.
+  // A full page that answers a form with errors starts on the first field in error (over any
+  // autofocus); one that brings a message (saved, deleted) starts on it.
+  const pageInvalid = document.querySelector("dialog[open]") ? null : firstInvalid(document);
   const pageMessage = document.querySelector("#messages > .banner");
-  if (pageMessage && focusIsLost()) focusOn(pageMessage);
+  if (pageInvalid) pageInvalid.focus();
+  else if (pageMessage && focusIsLost()) focusOn(pageMessage);
 })();

@@ -2,7 +2,15 @@ import pytest
 from django.core.cache import cache
 
 from orgs.models import User
-from tests.factories import CUSTOM_PERMISSIONS, Api, Callers, World, build_world, issue
+from tests.factories import (
+    CUSTOM_PERMISSIONS,
+    Api,
+    Callers,
+    World,
+    allow_permission_edits,
+    build_world,
+    issue,
+)
 from tests.webhooks.receiver import FakeDns
 from tokens.usage import buffer
 
@@ -35,6 +43,12 @@ def dns(monkeypatch) -> FakeDns:
 @pytest.fixture
 def world(db) -> World:
     return build_world()
+
+
+@pytest.fixture
+def permission_edits_allowed(world) -> None:
+    """Acme lets its tokens' permissions be edited (off in a new organization)."""
+    allow_permission_edits(world.acme)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.utils import timezone
 from orgs.models import Group, Organization, Role, User, UserKind
 from orgs.principals import Principal
 from people.services import create_group, create_organization, set_group_member, set_member
+from policies.services import update_security_policy
 from tokens.models import ApiToken, TokenSecret
 from tokens.services import DEFAULT, IssuedToken, create_token
 
@@ -61,6 +62,18 @@ def _group_of(group: Group | None) -> Group:
     """An operator outside any organization issues a group's token: the group says where."""
     assert group is not None, "give the group an operator issues the token in"
     return group
+
+
+def allow_permission_edits(organization: Organization) -> None:
+    """Turn on permission edits for every kind of token (new organizations start without)."""
+    update_security_policy(
+        actor=Principal.operator(organization=organization, label="tests"),
+        organization=organization,
+        changes={
+            scope: {"permission_edits_allowed": True}
+            for scope in ("organization", "group", "personal")
+        },
+    )
 
 
 def issue(

@@ -23,8 +23,6 @@ from tokens import usage
 from tokens.models import ApiToken, ApiTokenQuerySet, ExpiryReminder, TokenSecret, TokenUsage
 from tokens.services import delete_token, restore_token, revoke_token
 
-REVOKE_REASON = "Revoked by an operator in admin."
-
 
 def _refuses_digest(lookup: str) -> bool:
     return "digest" in lookup or "pepper" in lookup
@@ -50,7 +48,8 @@ class TokenSecretInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name = "secret (digest never shown)"
+    verbose_name = "secret"
+    verbose_name_plural = "Secrets (their digests are never shown)"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -205,13 +204,36 @@ class ApiTokenAdmin(admin.ModelAdmin):
     # Actions ---------------------------------------------------------------------------------
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        _bulk(
-            self,
-            request,
-            queryset,
-            lambda **kwargs: revoke_token(**kwargs, reason=REVOKE_REASON),
-            "Revoked",
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApiToken]
+    ) -> HttpResponse | None:
+        """Ask first, with the reason every revocation records (the service checks it)."""
+        reason = request.POST.get("reason", "").strip()
+        error = ""
+        if request.POST.get("confirmed") == "yes":
+            if not reason:
+                error = "Say why these tokens are revoked: the reason is recorded with each."
+            else:
+                _bulk(
+                    self,
+                    request,
+                    queryset,
+                    lambda **kwargs: revoke_token(**kwargs, reason=reason),
+                    "Revoked",
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke these tokens?",
+            "opts": self.model._meta,
+            "tokens": queryset.select_related("organization", "group"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action": "revoke_selected",
+            "reason": reason,
+            "error": error,
+        }
+        return TemplateResponse(
+            request, "admin/tokens/apitoken/revoke_selected_confirmation.html", context
         )
 
     @admin.action(description="Restore selected tokens", permissions=["change"])

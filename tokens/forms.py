@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 
 from access import catalog
@@ -23,7 +24,7 @@ ROLE_CHOICES = [
 ROLE_HELP = {
     TokenRole.ADMIN: "Every permission valid for this kind of token, including ones added later.",
     TokenRole.MEMBER: "Read-only: every read permission.",
-    TokenRole.CUSTOM: "Pick permissions one by one.",
+    TokenRole.CUSTOM: "Choose the access to each resource below.",
 }
 PRESETS = {"30d": timedelta(days=30), "90d": timedelta(days=90)}
 EXPIRY_CHOICES = [
@@ -96,11 +97,45 @@ class VersionedForm(forms.Form):
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
 
 
+# The permission grid: per resource, levels that each add one action to the one before, as
+# GitHub's fine-grained tokens offer them ("Read-only", "Read and write").
+ACCESS_LEVELS = (
+    ("none", "No access", ()),
+    ("read", "Read", ("read",)),
+    ("write", "Read and write", ("read", "write")),
+    ("delete", "Read, write and delete", ("read", "write", "delete")),
+)
+
+
+GRID_PREFIX = "access-"
+
+
+def permission_names(values: list[str] | tuple[str, ...]) -> list[str]:
+    """The permission names in submitted values: a grid level sends several, space-separated."""
+    return [name for value in values for name in str(value).split()]
+
+
+def submitted_permissions(data: QueryDict) -> list[str]:
+    """The permissions a form sent: ``permissions`` values and the grid's row per resource."""
+    values = list(data.getlist("permissions"))
+    for key in data:
+        if key.startswith(GRID_PREFIX):
+            values.extend(data.getlist(key))
+    return permission_names(values)
+
+
+class PermissionNamesField(forms.MultipleChoiceField):
+    """Permission names, from checkboxes (one each) or the grid (a level's names in one value)."""
+
+    def to_python(self, value: object) -> list[str]:
+        return permission_names(super().to_python(value))
+
+
 class PermissionsMixin(forms.Form):
     role = forms.ChoiceField(
         choices=ROLE_CHOICES, widget=forms.RadioSelect, initial=TokenRole.MEMBER, label="Role"
     )
-    permissions = forms.MultipleChoiceField(
+    permissions = PermissionNamesField(
         choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Permissions"
     )
 
@@ -110,37 +145,88 @@ class PermissionsMixin(forms.Form):
         permissions = self.fields["permissions"]
         assert isinstance(permissions, forms.MultipleChoiceField)
         permissions.choices = [(name, name) for name in sorted(catalog.valid_in(scope))]
+        if self.is_bound and isinstance(self.data, QueryDict):
+            # The grid sends one value per resource; the field reads them as one list.
+            data = self.data.copy()
+            data.setlist("permissions", submitted_permissions(self.data))
+            self.data = data
 
-    def permission_groups(self) -> list[dict[str, Any]]:
-        """The scope's catalog grouped by resource, each permission with its checked state."""
-        selected = set(self._selected_permissions())
-        return [
-            {
-                "resource": resource,
-                "permissions": [
+    def selected_permissions(self) -> frozenset[str]:
+        """What the form shows as granted: the role's permissions, or the ones picked."""
+        role = self["role"].value()
+        picked = self._selected_permissions()
+        if role not in TokenRole.values:
+            role = TokenRole.CUSTOM
+        return catalog.for_role(role, self.scope, picked)
+
+    def permission_grid(self) -> list[dict[str, Any]]:
+        """One row per resource: its access levels, the one selected, and which may be granted.
+
+        A level whose permissions the viewer does not all hold cannot be chosen, unless it is
+        what is selected already (keeping a token as it is grants nothing). A selection that
+        is no level (say, write without read, set through the API) is offered as it is.
+        """
+        selected = self.selected_permissions()
+        rows = []
+        for resource, permissions in catalog.grouped(self.scope):
+            actions = {permission.action: permission.name for permission in permissions}
+            current = sorted(name for name in actions.values() if name in selected)
+            levels = []
+            for value, label, level_actions in ACCESS_LEVELS:
+                if level_actions and level_actions[-1] not in actions:
+                    continue
+                names = [actions[action] for action in level_actions if action in actions]
+                levels.append(
                     {
-                        "name": permission.name,
-                        "description": permission.description,
-                        "checked": permission.name in selected,
-                        "held": permission.name in self.held,
+                        "value": value,
+                        "label": label,
+                        "names": names,
+                        "checked": sorted(names) == current,
+                        "held": all(name in self.held for name in names),
                     }
-                    for permission in permissions
-                ],
-            }
-            for resource, permissions in catalog.grouped(self.scope)
-        ]
+                )
+            if not any(level["checked"] for level in levels):
+                levels.append(
+                    {
+                        "value": "as-is",
+                        "label": "As it is",
+                        "names": current,
+                        "checked": True,
+                        "held": True,
+                    }
+                )
+            for level in levels:
+                level["disabled"] = not level["held"] and not level["checked"]
+            rows.append(
+                {
+                    "resource": resource,
+                    "levels": levels,
+                    "current": current,
+                    "any_disabled": any(level["disabled"] for level in levels),
+                }
+            )
+        return rows
 
     def role_options(self) -> list[dict[str, Any]]:
         current = self["role"].value()
         return [
-            {"value": value, "label": label, "help": ROLE_HELP[value], "checked": value == current}
+            {
+                "value": value,
+                "label": label,
+                "help": ROLE_HELP[value],
+                "checked": value == current,
+                "permissions": " ".join(sorted(catalog.for_role(value, self.scope)))
+                if value != TokenRole.CUSTOM
+                else "",
+            }
             for value, label in ROLE_CHOICES
         ]
 
     def _selected_permissions(self) -> list[str]:
         if self.is_bound:
             key, data = self.add_prefix("permissions"), self.data
-            return data.getlist(key) if isinstance(data, MultiValueDict) else data.get(key, [])
+            names = data.getlist(key) if isinstance(data, MultiValueDict) else data.get(key, [])
+            return permission_names(names)
         return list(self.initial.get("permissions", []))
 
 

@@ -373,7 +373,7 @@ def create_token(
         if "name" not in errors and _name_taken(
             organization, scope, name, group=group, owner=owner
         ):
-            errors["name"] = [f"A {scope} token named {name!r} already exists."]
+            errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
 
     # Nobody creates a token stronger than themselves: they would hold its secret.
@@ -422,7 +422,7 @@ def create_token(
     except IntegrityError:
         # Two creations with the same name at once: the database's unique index decides.
         raise ValidationError(
-            {"name": [f"A {scope} token named {name!r} already exists."]}
+            {"name": [f"{_article(scope)} {scope} token named {name!r} already exists."]}
         ) from None
     return IssuedToken(token=token, secret=secret)
 
@@ -643,7 +643,12 @@ def rename_token(
                 exclude=token.pk,
             ):
                 raise ValidationError(
-                    {"name": [f"A {token.scope} token named {name!r} already exists."]}
+                    {
+                        "name": [
+                            f"{_article(token.scope)} {token.scope} token named {name!r} "
+                            "already exists."
+                        ]
+                    }
                 )
             before = _snapshot(token)
             token.name = name
@@ -825,6 +830,11 @@ def apply_policy(
     action = "token.revoked" if revoke_reason is not None else "token.policy_applied"
     _record(actor, action, token, audit.diff(before, _snapshot(token)))
     return token
+
+
+def _article(word: str) -> str:
+    """'An organization', 'A group', 'A personal': the article English puts before a word."""
+    return "An" if word[:1].lower() in "aeiou" else "A"
 
 
 def permission_changes(

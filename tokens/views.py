@@ -42,6 +42,7 @@ from tokens.forms import (
     RevokeForm,
     TokenFilterForm,
     service_errors_to_form,
+    submitted_permissions,
 )
 from tokens.models import (
     ApiToken,
@@ -699,7 +700,7 @@ def _preview_from(form: Any, token: ApiToken) -> dict[str, list[str]]:
     role = form.data.get("role", token.role)
     if role not in TokenRole.values:
         return {"added": [], "removed": []}
-    return services.permission_changes(token, role, form.data.getlist("permissions"))
+    return services.permission_changes(token, role, submitted_permissions(form.data))
 
 
 token_edit_permissions = _action_view("edit")
@@ -718,7 +719,7 @@ def permission_preview(request: OrganizationRequest, token_id: int) -> HttpRespo
     role = request.GET.get("role", token.role)
     if role not in TokenRole.values:
         role = token.role
-    changes = services.permission_changes(token, role, request.GET.getlist("permissions"))
+    changes = services.permission_changes(token, role, submitted_permissions(request.GET))
     return render(
         request,
         "tokens/token_action.html#permission-changes",

@@ -418,6 +418,7 @@ def outcome(call: Callable[[], object]) -> str:
     return "O"
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 @pytest.mark.parametrize("row", list(ROWS))
 def test_each_principal_may_do_exactly_what_the_table_says(world, row):
     made_as, targets = ROWS[row]

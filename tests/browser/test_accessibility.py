@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from policies.services import create_ip_filter
 from tests.browser.accessibility import broken_references, describe, violations
 from tests.browser.conftest import new_page
-from tests.factories import World, add_member, issue
+from tests.factories import World, add_member, allow_permission_edits, issue
 from tokens.models import ApiToken, TokenUsage
 from tokens.services import regenerate_token, revoke_token
 
@@ -132,7 +132,7 @@ def create_dialog(page, world) -> None:
 
 def create_dialog_custom(page, world) -> None:
     create_dialog(page, world)
-    page.get_by_role("radio", name="Custom Pick permissions").check()
+    page.get_by_role("radio", name="Custom Choose the access to each resource below.").check()
 
 
 def create_dialog_errors(page, world) -> None:
@@ -146,7 +146,7 @@ def personal_create_dialog_custom(page, world) -> None:
     """A member sees the permissions they do not hold, greyed out."""
     page.goto("/o/acme/me/tokens/")
     open_dialog(page, "Create token")
-    page.get_by_role("radio", name="Custom Pick permissions").check()
+    page.get_by_role("radio", name="Custom Choose the access to each resource below.").check()
 
 
 def reveal(page, world) -> None:
@@ -168,6 +168,7 @@ def revoked_token_detail(page, world) -> None:
 
 def action_dialog(button: str, token_of: Callable[[World], ApiToken] = detailed_token):
     def reach(page, world) -> None:
+        allow_permission_edits(world.acme)
         page.goto(f"/o/acme/tokens/{token_of(world).pk}/")
         open_dialog(page, button)
 
@@ -236,6 +237,50 @@ def password_change_errors(page, world) -> None:
     page.locator("[aria-invalid=true]").first.wait_for()
 
 
+def reveal_shown(page, world) -> None:
+    reveal(page, world)
+    page.locator("dialog[open]").get_by_role("button", name="Show").click()
+
+
+def create_dialog_admin_role(page, world) -> None:
+    """The grid filled in by the admin role."""
+    create_dialog(page, world)
+    page.locator("dialog[open]").get_by_role(
+        "radio", name="Admin Every permission valid for this kind of token", exact=False
+    ).check()
+
+
+def ip_filter_form_errors(page, world) -> None:
+    page.goto("/o/acme/ip-filters/new/")
+    page.get_by_label("Name").fill("VPN")
+    page.get_by_label("Rules").fill("allow 10.0.0.0/8\npermit all")
+    wait_for_htmx(page)
+    page.get_by_role("button", name="Create IP filter").click()
+    page.locator("[aria-invalid=true]").first.wait_for()
+
+
+def security_policy_errors(page, world) -> None:
+    page.goto("/o/acme/policy/")
+    organization = page.get_by_role("group", name="Organization tokens")
+    organization.get_by_label("Maximum lifetime").fill("soon")
+    page.get_by_role("button", name="Preview impact").click()
+    page.locator("#impact [data-error-for]").wait_for()
+    wait_for_htmx(page)
+
+
+def people_errors(page, world) -> None:
+    page.goto("/o/acme/people/")
+    page.get_by_role("button", name="Send invitation").click()
+    page.locator("[aria-invalid=true]").first.wait_for()
+
+
+def webhook_form_errors(page, world) -> None:
+    page.goto("/o/acme/webhooks/new/")
+    page.get_by_label("URL").fill("the SIEM")
+    page.get_by_role("button", name="Create endpoint").click()
+    page.locator("[aria-invalid=true]").first.wait_for()
+
+
 def goto(path: str):
     return lambda page, world: page.goto(path)
 
@@ -249,7 +294,9 @@ PAGES = [
     ConsolePage("create dialog", "alice", create_dialog),
     ConsolePage("create dialog custom", "alice", create_dialog_custom),
     ConsolePage("create dialog errors", "alice", create_dialog_errors),
+    ConsolePage("create dialog, admin role", "alice", create_dialog_admin_role),
     ConsolePage("reveal", "alice", reveal),
+    ConsolePage("reveal, shown", "alice", reveal_shown),
     ConsolePage("token detail", "alice", token_detail),
     ConsolePage("revoked token detail", "alice", revoked_token_detail),
     ConsolePage("edit permissions dialog", "alice", action_dialog("Edit permissions")),
@@ -265,10 +312,17 @@ PAGES = [
     ConsolePage("ip filters", "alice", ip_filters),
     ConsolePage("ip filter detail", "alice", ip_filter_detail),
     ConsolePage("ip filter form", "alice", ip_filter_form),
+    ConsolePage("ip filter form errors", "alice", ip_filter_form_errors),
     ConsolePage("ip filter delete", "alice", ip_filter_delete),
     ConsolePage("security policy", "alice", goto("/o/acme/policy/")),
     ConsolePage("security policy preview", "alice", policy_preview),
+    ConsolePage("security policy errors", "alice", security_policy_errors),
     ConsolePage("security policy, read only", "carol", goto("/o/acme/policy/")),
+    ConsolePage("people", "alice", goto("/o/acme/people/")),
+    ConsolePage("people, invitation errors", "alice", people_errors),
+    ConsolePage("webhooks", "alice", goto("/o/acme/webhooks/")),
+    ConsolePage("webhook form errors", "alice", webhook_form_errors),
+    ConsolePage("group detail, organization admin", "alice", group_detail),
     ConsolePage("audit log", "alice", audit_log),
     ConsolePage("audit exports", "alice", goto("/o/acme/audit/exports/")),
     ConsolePage("audit log, bad filters", "alice", goto("/o/acme/audit/?since=May&until=1")),

@@ -37,3 +37,14 @@ def test_paging_the_audit_log_by_cursor_keeps_the_filter_in_the_url(world, page,
     page.get_by_role("link", name="Newer events").click()
     expect(page.locator(".actor").first).to_have_text("op 59")
     expect(page.get_by_role("link", name="Newer events")).to_have_count(0)
+
+
+def test_a_group_admin_reaches_the_groups_audit_log_from_the_navigation(world, page, log_in):
+    log_in(page, world.bob)
+    page.goto("/o/acme/groups/")
+    page.get_by_role("navigation", name="Acme Corp").get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Audit log", level=1)).to_be_visible()
+    page.goto("/o/acme/groups/platform/")
+    page.get_by_role("link", name="Audit log of Platform").click()
+    expect(page.get_by_role("heading", name="Audit log", level=1)).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/o/acme/audit/\?group={world.platform.pk}$"))

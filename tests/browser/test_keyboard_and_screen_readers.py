@@ -95,6 +95,7 @@ def test_revoking_and_restoring_are_announced_and_focus_goes_to_the_message(worl
     expect(page.locator("#messages .banner", has_text="is restored")).to_be_focused()
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_permissions_announces_the_preview_then_the_save(world, page, log_in):
     alice = world.principal(world.alice)
     token = issue(alice, name="Reader", role="custom", permissions=["api.api-tokens.read"]).token
@@ -104,8 +105,10 @@ def test_saving_permissions_announces_the_preview_then_the_save(world, page, log
     page.get_by_role("button", name="Edit permissions").click()
     dialog = page.locator("dialog[open]")
     # No field asks for focus: the first one takes it, the current choice of its radio group.
-    expect(dialog.get_by_role("radio", name="Custom Pick permissions")).to_be_focused()
-    dialog.get_by_label("api.usage.read", exact=True).check()
+    expect(
+        dialog.get_by_role("radio", name="Custom Choose the access to each resource below.")
+    ).to_be_focused()
+    dialog.get_by_role("group", name="Usage").get_by_role("radio", name="Read", exact=True).check()
     expect_announced(page, "Added: api.usage.read")
     dialog.get_by_role("button", name="Save permissions").click()
     expect_announced(page, "Permissions of Reader saved.")

@@ -1,7 +1,13 @@
 """Every kind of page carries the security headers: console, sign-in, API, admin, errors."""
 
-import pytest
+import base64
+import hashlib
+import sys
 
+import pytest
+from django.views.debug import technical_500_response
+
+from config.middleware import SecurityHeadersMiddleware
 from tests.factories import issue
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +46,44 @@ def test_pages_have_no_inline_script(pages):
         if response["Content-Type"].startswith("text/html"):
             body = response.content.decode()
             assert "<script>" not in body and " onclick=" not in body
+
+
+def test_the_development_404_page_may_use_exactly_its_own_inline_style(client, settings):
+    settings.DEBUG = True
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    csp = response["Content-Security-Policy"]
+    style = response.content.split(b"<style>")[1].split(b"</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}'" in csp
+    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+
+
+def test_the_development_500_page_may_run_its_own_script_and_handlers(rf, settings):
+    settings.DEBUG = True
+    request = rf.get("/broken/")
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        page = technical_500_response(request, *sys.exc_info())
+    response = SecurityHeadersMiddleware(lambda request: page)(request)
+    csp = response["Content-Security-Policy"]
+    handler = b"return switchPastebinFriendly(this);"
+    digest = base64.b64encode(hashlib.sha256(handler).digest()).decode()
+    assert "'unsafe-hashes'" in csp and f"'sha256-{digest}'" in csp
+    assert "unsafe-inline" not in csp
+
+
+def test_production_error_pages_keep_the_strict_policy(client, settings):
+    settings.DEBUG = False
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Security-Policy"] == settings.KEYWARD_CONTENT_SECURITY_POLICY
+    assert b'<link rel="stylesheet" href="/static/keyward.css">' in response.content
+
+
+def test_admin_pages_name_the_favicon_and_favicon_ico_leads_to_it(client):
+    page = client.get("/admin/login/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"

@@ -136,6 +136,21 @@ def test_the_token_list_makes_the_same_few_queries_for_ten_or_three_hundred_toke
     assert page.count('class="action-select"') == 100  # a full page, no query per row
 
 
+def test_the_admin_index_names_each_model_in_plain_english_once(staff_client, world):
+    page = staff_client.get(reverse("admin:index")).content.decode()
+    assert ">Scope policies</a>" in page and "policys" not in page
+    assert page.count(">Groups</a>") == 1
+    assert ">Staff permission groups</a>" in page
+
+
+def test_a_tokens_page_heads_its_secrets_in_english(staff_client, world, org_admin):
+    token = issue(org_admin, name="Headed").token
+    page = staff_client.get(reverse("admin:tokens_apitoken_change", args=[token.pk]))
+    content = page.content.decode()
+    assert "Secrets (their digests are never shown)" in content
+    assert "shown)s" not in content
+
+
 # Actions --------------------------------------------------------------------------------------
 
 
@@ -143,15 +158,30 @@ def test_revoke_selected_goes_through_the_service_with_one_event_per_token_namin
     staff_client, staff, world, org_admin
 ):
     tokens = [issue(org_admin, name=f"Bulk {index}").token for index in range(3)]
-    response = act(staff_client, "revoke_selected", [token.pk for token in tokens])
+    ids = [token.pk for token in tokens]
+    response = act(staff_client, "revoke_selected", ids, confirmed="yes", reason="Leaked in CI")
     assert "Revoked 3 token(s)." in response.content.decode()
     for token in tokens:
         token.refresh_from_db()
         assert token.status == TokenStatus.REVOKED and token.version == 2
+        assert token.revoked_reason == "Leaked in CI"
         event = AuditEvent.objects.get(action="token.revoked", object_id=str(token.pk))
         assert event.actor == staff and event.actor_kind == "operator"
         assert event.actor_name == "operator (admin)"
         assert event.changes["status"] == {"before": "active", "after": "revoked"}
+
+
+def test_revoke_selected_asks_for_confirmation_and_a_reason_first(staff_client, world, org_admin):
+    tokens = [issue(org_admin, name=f"Suspect {index}").token for index in range(2)]
+    ids = [token.pk for token in tokens]
+    confirmation = act(staff_client, "revoke_selected", ids).content.decode()
+    assert "Revoke these tokens?" in confirmation
+    assert "Suspect 0" in confirmation and "Suspect 1" in confirmation
+    assert '<label for="id_reason">Reason</label>' in confirmation
+    without_reason = act(staff_client, "revoke_selected", ids, confirmed="yes", reason=" ")
+    assert "Say why these tokens are revoked" in without_reason.content.decode()
+    assert not ApiToken.objects.filter(pk__in=ids, status=TokenStatus.REVOKED).exists()
+    assert not AuditEvent.objects.filter(action="token.revoked").exists()
 
 
 def test_revoking_an_already_revoked_token_is_reported_and_changes_nothing(
@@ -160,7 +190,9 @@ def test_revoking_an_already_revoked_token_is_reported_and_changes_nothing(
     active = issue(org_admin, name="Active one").token
     revoked = issue(org_admin, name="Old one").token
     revoke_token(actor=org_admin, token=revoked)
-    response = act(staff_client, "revoke_selected", [active.pk, revoked.pk])
+    response = act(
+        staff_client, "revoke_selected", [active.pk, revoked.pk], confirmed="yes", reason="Old"
+    )
     page = response.content.decode()
     assert "Revoked 1 token(s)." in page and "1 not changed" in page and "already revoked" in page
     assert AuditEvent.objects.filter(action="token.revoked").count() == 2
@@ -209,7 +241,7 @@ def test_staff_without_token_permissions_cannot_run_token_actions(client, world,
     client.force_login(viewer)
     page = client.get(reverse(CHANGELIST)).content.decode()
     assert "Protected" in page and "revoke_selected" not in page
-    act(client, "revoke_selected", [token.pk])
+    act(client, "revoke_selected", [token.pk], confirmed="yes", reason="Not theirs to do")
     token.refresh_from_db()
     assert token.status == TokenStatus.ACTIVE
 

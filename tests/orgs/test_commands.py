@@ -145,3 +145,33 @@ def test_demo_is_idempotent_and_has_tokens_in_every_state():
     assert ApiToken.objects.filter(scope="group").exists()
     assert ApiToken.objects.filter(scope="personal").exists()
     assert User.objects.get(username="alice").check_password("keyward-demo")
+
+
+def test_demo_names_the_address_the_console_is_served_at(settings):
+    # make run PORT=8101 sets KEYWARD_CONSOLE_URL to the address it serves.
+    settings.KEYWARD_CONSOLE_URL = "http://127.0.0.1:8101"
+    out, _ = run("demo")
+    assert "Sign in at http://127.0.0.1:8101 with any of these" in out
+
+
+def test_the_demo_lets_acme_edit_permissions_and_leaves_globex_the_default():
+    run("demo")
+    acme = Organization.objects.get(slug="acme").security_policy
+    globex = Organization.objects.get(slug="globex").security_policy
+    assert acme.organization_tokens.permission_edits_allowed
+    assert acme.personal_tokens.permission_edits_allowed
+    assert not globex.organization_tokens.permission_edits_allowed
+
+
+def test_make_run_serves_and_announces_the_port_it_is_given():
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    dry_run = subprocess.run(
+        ["make", "-n", "run", "PORT=8101"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "KEYWARD_CONSOLE_URL ?= http://$(HOST):$(PORT)" in makefile
+    assert 'echo "Keyward console: http://127.0.0.1:8101"' in dry_run
+    assert "runserver 127.0.0.1:8101" in dry_run

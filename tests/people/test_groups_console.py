@@ -68,3 +68,17 @@ def test_an_unknown_page_in_the_console_is_a_404_in_the_console_look(as_alice):
     assert response.status_code == 404
     assert "Nothing here" in content
     assert "Back to Acme Corp" in content
+
+
+def test_a_group_admin_reaches_their_groups_audit_log_from_the_navigation(as_bob, world):
+    content = as_bob.get("/o/acme/groups/platform/").content.decode()
+    assert '<li><a href="/o/acme/audit/">Audit log</a></li>' in content
+    link = f'<a href="/o/acme/audit/?group={world.platform.pk}">Audit log of Platform</a>'
+    assert link in content
+    log = as_bob.get(f"/o/acme/audit/?group={world.platform.pk}")
+    assert log.status_code == 200
+
+
+def test_a_group_member_who_is_not_its_admin_is_not_offered_the_audit_log(as_carol):
+    content = as_carol.get("/o/acme/me/tokens/").content.decode()
+    assert 'href="/o/acme/audit/"' not in content

@@ -195,6 +195,7 @@ def test_bad_rules_are_shown_line_by_line_and_nothing_is_saved(admin_client):
     assert "Line 3: &#x27;10.0.0.1/8&#x27; has host bits set; did you mean 10.0.0.0/8?" in page
     assert 'aria-invalid="true"' in page
     assert "allow 10.0.0.1/8</textarea>" in page  # what was typed is kept
+    assert "Line 2: Line 2" not in page and "Line 3: Line 3" not in page
     assert not IpFilter.objects.exists()
 
 
@@ -471,3 +472,14 @@ def test_checking_a_huge_paste_of_bad_rules_answers_briefly(admin_client):
     assert "400 lines are not valid rules" in content
     assert "The first 50 are listed." in content
     assert len(content) < 40_000
+
+
+def test_the_live_preview_names_a_field_in_error_for_the_page_to_mark(admin_client, world):
+    data = policy_form(world.acme.security_policy, **{"organization-max_lifetime": "soon"})
+    response = admin_client.post(url("policy-preview"), data, **HTMX)
+    content = response.content.decode()
+    assert '<div role="alert" class="banner banner-error">' in content
+    assert (
+        '<p id="id_organization-max_lifetime-error" '
+        'data-error-for="id_organization-max_lifetime">Organization tokens, maximum lifetime: '
+    ) in content

@@ -281,6 +281,7 @@ def test_another_organizations_token_is_a_404_exactly_like_a_missing_one(callers
 # Updating -----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_patch_renames_and_changes_permissions_in_one_request(admin_api):
     token = create(admin_api, name="before", permissions=["api.api-tokens.read"]).json()
     response = admin_api.patch(

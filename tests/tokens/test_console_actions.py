@@ -24,6 +24,19 @@ def triggers(response):
     return json.loads(response.headers["HX-Trigger"])
 
 
+def test_a_new_organization_keeps_tokens_permissions_as_issued(as_alice, token, world):
+    policy = world.acme.security_policy
+    assert not policy.organization_tokens.permission_edits_allowed
+    assert not policy.group_tokens.permission_edits_allowed
+    assert not policy.personal_tokens.permission_edits_allowed
+    assert b">Edit permissions</a>" not in as_alice.get(url(token)).content
+    response = as_alice.post(
+        url(token, "permissions/"), {"version": token.version, "role": "admin"}, **HTMX
+    )
+    assert b"does not allow editing the permissions" in response.content
+
+
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_each_action_opens_as_a_dialog_fragment(as_alice, token):
     for action in ("permissions/", "regenerate/", "revoke/", "delete/"):
         content = as_alice.get(url(token, action) + "?version=1", **HTMX).content.decode()
@@ -154,6 +167,22 @@ def test_the_permission_editor_previews_what_is_added_and_removed(as_alice, toke
     assert "<strong>Removed:</strong>" in content and "api.usage.read" in content
 
 
+def test_the_preview_reads_the_grid_rows(as_alice, token):
+    response = as_alice.get(
+        url(token, "permissions/preview/")
+        + "?role=custom&access-api-tokens=api.api-tokens.read+api.api-tokens.write"
+        + "&access-usage=api.usage.read",
+        **HTMX,
+    )
+    content = response.content.decode()
+    assert "<strong>Added:</strong> <code>api.api-tokens.write</code>" in content
+    assert (
+        "<strong>Removed:</strong> <code>api.groups.read</code>, <code>api.ip-filters.read</code>,"
+        " <code>api.security-policies.read</code>"
+    ) in content
+
+
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_permissions_changes_the_token(as_alice, token):
     response = as_alice.post(
         url(token, "permissions/"),
@@ -165,6 +194,7 @@ def test_saving_permissions_changes_the_token(as_alice, token):
     assert token.role == "custom" and token.permissions == ["api.usage.read"]
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_saving_custom_without_permissions_keeps_the_dialog_with_the_error(as_alice, token):
     response = as_alice.post(
         url(token, "permissions/"), {"version": token.version, "role": "custom"}, **HTMX

@@ -44,11 +44,45 @@ def test_without_javascript_create_is_a_page_of_its_own(as_alice):
     assert 'action="/o/acme/tokens/new/"' in content
 
 
-def test_the_catalog_is_grouped_by_resource_with_descriptions(as_alice):
+def test_the_permission_grid_offers_a_row_of_access_levels_per_resource(as_alice):
     content = as_alice.get("/o/acme/tokens/new/", **HTMX).content.decode()
     assert "<legend>API tokens</legend>" in content
-    assert 'aria-label="Select all API tokens permissions"' in content
-    assert "Delete API tokens for good." in content
+    assert (
+        '<input type="radio" name="access-api-tokens" '
+        'value="api.api-tokens.read api.api-tokens.write api.api-tokens.delete">'
+        " Read, write and delete</label>"
+    ) in content
+    # The audit log is only ever read: no write level to offer.
+    assert 'name="access-audit-events" value="api.audit-events.read">' in content
+    assert 'name="access-audit-events" value="api.audit-events.read api.audit' not in content
+
+
+def test_the_grid_starts_with_the_default_role_filled_in_and_names_what_it_grants(as_alice):
+    content = as_alice.get("/o/acme/tokens/new/", **HTMX).content.decode()
+    assert 'name="access-api-tokens" value="api.api-tokens.read" checked>' in content
+    assert 'name="access-audit-events" value="" checked>' in content
+    assert (
+        'id="access-api-tokens-names" data-permission-names><code>api.api-tokens.read</code>'
+    ) in content
+
+
+def test_a_token_created_from_the_grid_gets_the_levels_chosen(as_alice):
+    data = custom(permissions=[])
+    data["access-groups"] = "api.groups.read api.groups.write"
+    data["access-usage"] = "api.usage.read"
+    data["access-webhooks"] = ""
+    response = as_alice.post("/o/acme/tokens/new/", data, **HTMX)
+    assert b'id="revealed-token"' in response.content
+    token = ApiToken.objects.get(name="Deployer")
+    assert token.permissions == ["api.groups.read", "api.groups.write", "api.usage.read"]
+
+
+def test_a_grid_value_outside_the_catalog_is_refused_on_the_permissions(as_alice):
+    data = custom(permissions=[])
+    data["access-groups"] = "api.groups.read api.groups.own"
+    content = as_alice.post("/o/acme/tokens/new/", data, **HTMX).content.decode()
+    assert 'id="permissions-error"' in content and "api.groups.own" in content
+    assert not ApiToken.objects.exists()
 
 
 def test_a_group_token_offers_only_permissions_valid_for_groups(as_bob, world):
@@ -71,6 +105,17 @@ def test_creating_reveals_the_secret_once_uncached_and_refreshes_the_list(as_ali
     secret = content.split('id="revealed-token" class="secret" value="')[1].split('"')[0]
     assert secret.startswith("kwo_") and secret.endswith(token.partial_token[-4:])
     assert secret not in str(dict(as_alice.session))
+
+
+def test_the_reveal_offers_show_to_unmask_the_secret_and_keeps_the_warning(as_alice):
+    content = as_alice.post("/o/acme/tokens/new/", custom(), **HTMX).content.decode()
+    # Masked by the script, which unhides Show; without it the secret stays copyable text.
+    assert 'aria-describedby="copy-status" data-masked>' in content
+    assert (
+        '<button type="button" class="secondary" data-show-secret="revealed-token" '
+        'aria-controls="revealed-token" hidden>Show</button>'
+    ) in content
+    assert "This is the only time Keyward shows this token." in content
 
 
 def test_the_secret_is_never_shown_again(as_alice):
@@ -108,7 +153,7 @@ def test_custom_without_permissions_says_to_choose_some(as_alice):
 def test_a_taken_name_is_reported_on_the_name(as_alice, org_admin):
     as_alice.post("/o/acme/tokens/new/", custom(), **HTMX)
     content = as_alice.post("/o/acme/tokens/new/", custom(name="deployer"), **HTMX).content
-    assert b"already exists" in content
+    assert b"An organization token named &#x27;deployer&#x27; already exists." in content
     assert ApiToken.objects.count() == 1
 
 
@@ -303,8 +348,11 @@ def test_personal_tokens_are_capped_by_a_shorter_policy(as_carol, world):
 
 def test_a_member_cannot_grant_a_permission_they_do_not_hold(as_carol):
     content = as_carol.get("/o/acme/me/tokens/new/", **HTMX).content.decode()
-    assert 'value="api.audit-events.read" aria-describedby' not in content
-    assert "You do not hold this permission" in content
+    assert (
+        'name="access-audit-events" value="api.audit-events.read" disabled '
+        'aria-describedby="access-audit-events-held"'
+    ) in content
+    assert 'id="access-audit-events-held">You cannot grant what you do not hold.' in content
     response = as_carol.post(
         "/o/acme/me/tokens/new/",
         {"name": "x", "role": "custom", "permissions": ["api.audit-events.read"], "expiry": "30d"},

@@ -147,6 +147,7 @@ def test_a_group_admin_sees_their_group_tokens_but_not_others(as_bob, org_admin,
     assert as_bob.get(f"/o/acme/tokens/{theirs.pk}/").status_code == 404
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_actions_are_offered_by_right_and_state(as_carol, member, org_admin):
     own = issue(member, name="Mine", scope="personal", role="member").token
     content = as_carol.get(f"/o/acme/tokens/{own.pk}/").content.decode()

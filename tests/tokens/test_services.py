@@ -381,6 +381,7 @@ def test_renaming_renames_the_technical_user_too(org_admin):
     assert issued.token.user.name == "After"
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_permission_edits_bump_the_version_and_record_before_and_after(org_admin):
     issued = issue(org_admin, role="custom", permissions=["api.api-tokens.read"])
     token = update_token_permissions(
@@ -398,6 +399,7 @@ def test_permission_edits_bump_the_version_and_record_before_and_after(org_admin
     }
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_a_stale_permission_edit_loses_nothing(org_admin):
     issued = issue(org_admin, role="custom", permissions=["api.api-tokens.read"])
     update_token_permissions(actor=org_admin, token=issued.token, role="member", expected_version=1)
@@ -422,6 +424,7 @@ def test_permission_edits_can_be_forbidden_by_policy(world, org_admin):
     assert error.value.setting == "organization.permission_edits_allowed"
 
 
+@pytest.mark.usefixtures("permission_edits_allowed")
 def test_a_token_cannot_widen_another_token_beyond_itself(org_admin):
     editor = issue(
         org_admin, role="custom", permissions=["api.api-tokens.write", "api.api-tokens.read"]

@@ -9,6 +9,7 @@ from django.utils import timezone
 from orgs.models import Organization, Role, User
 from orgs.principals import Principal
 from people.services import create_group, create_organization, set_group_member, set_member
+from policies.services import update_security_policy
 from tokens.models import LISTED_AFTER_EXPIRY, ApiToken
 from tokens.services import create_token, revoke_token
 
@@ -23,6 +24,8 @@ PEOPLE = [
     ("erin", "Erin Both", {"acme": Role.MEMBER, "globex": Role.ADMIN}, {}),
 ]
 ORGANIZATIONS = [("acme", "Acme Corp"), ("globex", "Globex Industries")]
+# Organizations whose policy the demo turns permission edits on for (Globex keeps the default).
+PERMISSION_EDITS = {"acme"}
 GROUPS = [
     ("acme", "platform", "Platform team"),
     ("acme", "data", "Data team"),
@@ -79,6 +82,16 @@ class Command(BaseCommand):
                 organization = Organization.objects.filter(slug=slug).first()
                 if organization is None:
                     organization = create_organization(actor=operator, slug=slug, name=name)
+                    if slug in PERMISSION_EDITS:
+                        # New organizations start without permission edits; Acme shows them.
+                        update_security_policy(
+                            actor=Principal.operator(organization=organization, label="demo data"),
+                            organization=organization,
+                            changes={
+                                scope: {"permission_edits_allowed": True}
+                                for scope in ("organization", "group", "personal")
+                            },
+                        )
                 organizations[slug] = organization
             groups = {}
             for org_slug, slug, name in GROUPS:
@@ -185,7 +198,8 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(
-                f"Sign in at http://127.0.0.1:8000 with any of these (password {DEMO_PASSWORD!r}):"
+                f"Sign in at {settings.KEYWARD_CONSOLE_URL} with any of these "
+                f"(password {DEMO_PASSWORD!r}):"
             )
         for username, _name, memberships, group_memberships in PEOPLE:
             roles = [f"{role} of {slug}" for slug, role in memberships.items()]
