@@ -18,6 +18,8 @@ from access.errors import Forbidden, NotFound
 from access.principal import Principal
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from people.models import Invitation
     from tokens.models import ApiToken
 
@@ -213,6 +215,34 @@ def require_not_weaker_than_tokens(
             f"You cannot {what}: {len(stronger)} token(s) it applies to hold permissions you do "
             f"not hold ({names}{more})."
         )
+
+
+def require_not_weaker_than_token_set(
+    principal: Principal, tokens: QuerySet[ApiToken], what: str
+) -> None:
+    """``require_not_weaker_than_tokens`` for a set of tokens too large to load (a policy
+    change over the whole organization): each distinct grant (kind, role, permissions) is
+    compared once; the principal's own personal tokens, whose grant is capped by the owner's
+    rights, one by one. Only a refusal reads the tokens, to name the first of them."""
+    owned = tokens.filter(scope=catalog.PERSONAL, user=principal.user)
+    others = tokens.exclude(pk__in=owned.values("pk"))
+    grants = others.order_by().values_list("scope", "role", "permissions").distinct()
+    stronger_grants = [
+        (scope, role, permissions)
+        for scope, role, permissions in grants
+        # Not the principal's own: the whole grant counts (``token_permissions``).
+        if catalog.for_role(role, scope, list(permissions)) - principal.permissions
+    ]
+    if not stronger_grants and not any(
+        token_permissions(principal, token) - principal.permissions
+        for token in owned.only("pk", "scope", "role", "permissions", "user_id")
+    ):
+        return
+    require_not_weaker_than_tokens(
+        principal,
+        tokens.only("pk", "name", "scope", "role", "permissions", "user_id").iterator(),
+        what,
+    )
 
 
 def may_revoke_token(principal: Principal, token: ApiToken) -> bool:

@@ -11,7 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["auth", "creation", "console_list", "cleanup", "webhooks", "audit_log"]
+BENCHMARKS = [
+    "auth",
+    "creation",
+    "console_list",
+    "cleanup",
+    "webhooks",
+    "audit_log",
+    "policy_change",
+]
 
 
 def main() -> None:

@@ -315,12 +315,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# How long one Redis call may take before the request goes on without it (the throttle and the
+# usage counts fall back to this process's own). redis-py's default is 5 s, which made every
+# request wait 5 s while Redis hung (issue 20).
+KEYWARD_REDIS_TIMEOUT_SECONDS = env_float("KEYWARD_REDIS_TIMEOUT_SECONDS", 0.5)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "keyward",
+            "OPTIONS": {
+                "socket_timeout": KEYWARD_REDIS_TIMEOUT_SECONDS,
+                "socket_connect_timeout": KEYWARD_REDIS_TIMEOUT_SECONDS,
+            },
         }
     }
 else:

@@ -138,11 +138,14 @@ def deliver_due(
     """Send the messages that are due (only ``ids`` if given), outside any transaction."""
     now = now or timezone.now()
     report = Delivery()
-    claimed = _claim(now, limit, ids)
-    if not claimed:
-        return report
     mail_connection = get_connection(fail_silently=False)
-    for email in claimed:
+    # One message claimed at a time: a sender killed mid-batch holds back only the message in
+    # its hands (until its claim runs out), not every message of its batch.
+    for _ in range(limit):
+        claimed = _claim(now, 1, ids)
+        if not claimed:
+            break
+        email = claimed[0]
         try:
             EmailMessage(
                 subject=email.subject,

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from policies.models import IpFilter, ScopePolicy, SecurityPolicy
+from policies.models import IpFilter, PolicyApplication, ScopePolicy, SecurityPolicy
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,3 +75,23 @@ class ScopePolicyAdmin(ReadOnlyAdmin):
     list_filter = ("scope", "allowed", "expiry_required", "custom_ip_allowed")
     list_select_related = ("enforced_ip_filter",)
     search_fields = ("enforced_ip_filter__name", "enforced_ip_filter__organization__slug")
+
+
+@admin.register(PolicyApplication)
+class PolicyApplicationAdmin(ReadOnlyAdmin):
+    """Policy changes being brought to their tokens: an unfinished one that stays unfinished
+    means no worker runs (``manage.py finish_policy_changes`` finishes it)."""
+
+    list_display = (
+        "policy",
+        "version",
+        "started_at",
+        "finished_at",
+        "superseded",
+        "tokens_changed",
+        "actor_name",
+    )
+    list_filter = ("superseded",)
+    list_select_related = ("policy__organization",)
+    search_fields = ("policy__organization__name", "policy__organization__slug", "actor_name")
+    date_hierarchy = "started_at"

@@ -272,6 +272,16 @@ class ImpactOut(CamelSchema):
     fingerprint: str = Field(description="Send as expectedImpact when applying.")
     summary: list[str]
     setting_changes: list[SettingChangeOut]
+    touched_count: int = Field(
+        description="Existing tokens the change rewrites (each counted once, whatever it does "
+        "to them)."
+    )
+    counts: dict[str, int] = Field(
+        description="Per kind of change (revoked, expiryShortened, ipFilterEnforced, "
+        "ipFilterReleased, customIpRemoved, withoutExpiry), how many tokens it touches; kinds "
+        "that touch none are left out. Each kind's list below holds its first 100 tokens by "
+        "name."
+    )
     revoked: list[TokenChangeOut]
     expiry_shortened: list[TokenChangeOut]
     ip_filter_enforced: list[TokenChangeOut]
@@ -299,6 +309,8 @@ class ImpactOut(CamelSchema):
                             "after": "7 days",
                         }
                     ],
+                    "touchedCount": 1,
+                    "counts": {"expiryShortened": 1},
                     "revoked": [],
                     "expiryShortened": [
                         {
@@ -438,6 +450,8 @@ def _impact_out(impact: services.PolicyImpact) -> dict[str, Any]:
             }
             for change in impact.setting_changes
         ],
+        "touched_count": impact.touched_count,
+        "counts": {to_camel(key): count for key, count in impact.counts.items()},
         "revoked": _token_changes(impact.revoked),
         "expiry_shortened": _token_changes(impact.expiry_shortened),
         "ip_filter_enforced": _token_changes(impact.ip_filter_enforced),

@@ -87,12 +87,24 @@ class ScopePolicy(models.Model):
     permission_edits_allowed = models.BooleanField(default=False)
     regeneration_allowed = models.BooleanField(default=True)
     max_grace = models.DurationField(default=DEFAULT_MAX_GRACE)
+    # When the policy was last changed with a maximum lifetime: tokens that existed then expire
+    # at this moment plus the maximum at the latest, from that moment on, before (and whether
+    # or not) the change has rewritten their expiry (``expiry_capped``).
+    lifetime_from = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "scope policies"
 
     def __str__(self) -> str:
         return f"{self.scope} tokens"
+
+    def expiry_capped(self, created_at: datetime, now: datetime) -> bool:
+        """Whether a token created at ``created_at`` is past the latest expiry the maximum
+        lifetime gives it: authentication refuses it even if its own expiry was not yet
+        shortened by the change that set the maximum."""
+        if self.max_lifetime is None or self.lifetime_from is None:
+            return False
+        return created_at <= self.lifetime_from and now >= self.lifetime_from + self.max_lifetime
 
     @property
     def requires_expiry(self) -> bool:
@@ -166,3 +178,43 @@ class SecurityPolicy(models.Model):
                 scope="personal", max_lifetime=DEFAULT_PERSONAL_LIFETIME, expiry_required=True
             ),
         )
+
+
+class PolicyApplication(models.Model):
+    """A policy change being brought to the organization's tokens, batch by batch, after the
+    policy itself has committed (and is enforced at authentication).
+
+    Unfinished while batches remain: whoever runs next (the same request, the worker or
+    ``manage.py finish_policy_changes``) finishes it; a later change of the policy supersedes
+    it, since the later one rewrites every token the current policy still touches. The actor
+    is copied so that the events written by the worker name who made the change.
+    """
+
+    policy = models.ForeignKey(SecurityPolicy, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    superseded = models.BooleanField(default=False)
+    tokens_changed = models.PositiveIntegerField(default=0)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    actor_kind = models.CharField(max_length=10)
+    via_token_id = models.BigIntegerField(null=True, blank=True)
+    via_token_name = models.CharField(max_length=100, blank=True)
+    via_token_partial = models.CharField(max_length=16, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(finished_at__isnull=True),
+                name="policy_application_unfinished",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "finished" if self.finished_at else "unfinished"
+        return f"Policy version {self.version} of {self.policy_id} ({state})"

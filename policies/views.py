@@ -382,10 +382,16 @@ def policy(request: OrganizationRequest) -> HttpResponse:
         except Forbidden as error:
             raise PermissionDenied(error.message) from None
         else:
-            if applied.setting_changes or applied.touched_tokens:
+            if applied.setting_changes or applied.touched_count:
                 summary = applied.summary(applied=True)
                 details = "".join(f" {line[:1].upper()}{line[1:]}." for line in summary)
                 messages.success(request, f"Security policy saved.{details}")
+                if applied.progress is not None and applied.progress.unfinished:
+                    messages.warning(
+                        request,
+                        "Some tokens are not rewritten yet: the background worker finishes "
+                        "them. The new policy already applies to them.",
+                    )
             else:
                 messages.info(request, "Nothing changed.")
             return redirect("policies:policy", request.organization.slug)

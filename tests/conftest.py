@@ -12,6 +12,8 @@ from tests.factories import (
     issue,
 )
 from tests.webhooks.receiver import FakeDns
+from tokens.auth import failures
+from tokens.outage import redis_outage
 from tokens.usage import buffer
 
 
@@ -27,9 +29,13 @@ def _isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     buffer.clear()
+    failures.clear()
+    redis_outage.reset()
     yield
     buffer.clear()
     cache.clear()
+    failures.clear()
+    redis_outage.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 from orgs.principals import Principal
@@ -21,6 +25,7 @@ from policies.rules import address_in, parse_network
 from tokens import token_format
 from tokens.lookup import SecretRow, find_secret
 from tokens.models import TokenScope, TokenStatus
+from tokens.outage import Outage, redis_outage
 from tokens.usage import buffer as usage_buffer
 
 logger = logging.getLogger("keyward.auth")
@@ -28,6 +33,8 @@ logger = logging.getLogger("keyward.auth")
 GENERIC_MESSAGE = "Invalid or missing API token."
 ADDRESS_MESSAGE = "Requests with this token are not allowed from your address."
 THROTTLED_MESSAGE = "Too many failed authentications from your address; try again later."
+
+T = TypeVar("T")
 
 
 class AuthenticationFailed(Exception):
@@ -59,40 +66,36 @@ class FailureCounter:
     so every instance sees the same count) over a fixed window that starts with the first
     failure.
 
-    A cache that raises never turns a request into an error: the counter stops throttling
-    until the cache answers again, with one warning per outage.
+    A cache that raises never turns a request into an error: while it does not answer, this
+    process counts on its own (as it does without Redis) and the outage is logged once
+    (``tokens.outage``); the shared count resumes when the cache answers again.
     """
 
-    def __init__(self) -> None:
-        self._outage = False
+    def __init__(self, outage: Outage = redis_outage) -> None:
+        self.outage = outage
+        self.local = LocMemCache("keyward-auth-failures", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
 
     @staticmethod
     def _keys(address: str | None) -> tuple[str, str]:
         key = f"keyward:auth-failures:{address or 'unknown'}"
         return key, f"{key}:until"
 
-    def _failed(self, error: Exception) -> None:
-        if not self._outage:
-            logger.warning(
-                "Cache unavailable: bearer authentication is not throttled until it is back: %s",
-                error,
-            )
-        self._outage = True
-
-    def _answered(self) -> None:
-        if self._outage:
-            logger.warning("Cache available again: bearer authentication is throttled again.")
-        self._outage = False
+    def _in_cache(self, operation: Callable[[BaseCache], T]) -> T:
+        """Run ``operation`` on the shared cache, or on this process's own while it fails."""
+        if self.outage.available():
+            try:
+                result = operation(cache)
+            except Exception as error:  # any cache backend error: count in this process
+                self.outage.failed(error)
+            else:
+                self.outage.answered()
+                return result
+        return operation(self.local)
 
     def retry_after(self, address: str | None, now: float) -> int | None:
         """Seconds until the address may fail again, or None when it is not throttled."""
         count_key, until_key = self._keys(address)
-        try:
-            values = cache.get_many([count_key, until_key])
-        except Exception as error:  # any cache backend error: serve without throttling
-            self._failed(error)
-            return None
-        self._answered()
+        values = self._in_cache(lambda store: store.get_many([count_key, until_key]))
         if values.get(count_key, 0) < settings.KEYWARD_AUTH_FAILURE_LIMIT:
             return None
         until = values.get(until_key) or now + settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
@@ -101,19 +104,22 @@ class FailureCounter:
     def count(self, address: str | None, now: float) -> None:
         count_key, until_key = self._keys(address)
         window = settings.KEYWARD_AUTH_FAILURE_WINDOW_SECONDS
-        try:
-            if cache.add(count_key, 1, timeout=window):
-                cache.set(until_key, now + window, timeout=window)
+
+        def add_one(store: BaseCache) -> None:
+            if store.add(count_key, 1, timeout=window):
+                store.set(until_key, now + window, timeout=window)
                 return
             try:
-                cache.incr(count_key)
+                store.incr(count_key)
             except ValueError:  # expired between add and incr
-                cache.add(count_key, 1, timeout=window)
-                cache.set(until_key, now + window, timeout=window)
-        except Exception as error:
-            self._failed(error)
-            return
-        self._answered()
+                store.add(count_key, 1, timeout=window)
+                store.set(until_key, now + window, timeout=window)
+
+        self._in_cache(add_one)
+
+    def clear(self) -> None:
+        """Forget this process's own counts (the shared ones expire with their window)."""
+        self.local.clear()
 
 
 failures = FailureCounter()
@@ -194,6 +200,10 @@ def _check(found: SecretRow, raw: str, address: str | None, now: datetime) -> Pr
     policy = found.scope_policy
     if not policy.allowed:
         raise AuthenticationFailed("scope_disallowed")
+    if policy.expiry_capped(token.created_at, now):
+        # A shorter maximum lifetime counts from the policy change, before the change has
+        # rewritten this token's expiry (policies/services/apply.py rewrites in batches).
+        raise AuthenticationFailed("expired")
     owner_role = found.owner_role if token.scope == TokenScope.PERSONAL else None
     if token.scope == TokenScope.PERSONAL and owner_role is None:
         raise AuthenticationFailed("owner_not_member")

@@ -7,29 +7,26 @@ interval across all instances, a process that dies loses nothing, and every inst
 shows the requests of all of them.
 
 When Redis does not answer, requests go on: uses are counted in this process's own buffer
-(``UsageBuffer``) until Redis is back, and a warning is logged once per outage.
+(``UsageBuffer``) until Redis is back, and the outage is logged once (``tokens.outage``, shared
+with the throttle, so a hung Redis costs one request one timeout per backoff, not every request).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 import redis
+from django.conf import settings
 
 from tokens.models import ApiToken
+from tokens.outage import Outage, redis_outage
 from tokens.usage import UsageBuffer, _Pending, _utc_day, write_entry
-
-logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 # Gathered uses wait at most this long in Redis when no process is left to flush them.
 KEY_LIFETIME_SECONDS = 7 * 24 * 3600
-# After an error, leave Redis alone this long before trying it again.
-BACKOFF_SECONDS = 5.0
 
 # One hash per token: "w" (when the database was last written, microseconds since the epoch),
 # "at"/"addr" (last use), "d:<day>" (count) and "s:<secret id>" ("<microseconds>|<address>").
@@ -90,17 +87,20 @@ def _moment(micros: str | bytes) -> datetime:
 
 
 class RedisUsageBuffer(UsageBuffer):
-    def __init__(self, url: str, *, namespace: str = "keyward") -> None:
+    def __init__(
+        self, url: str, *, namespace: str = "keyward", outage: Outage = redis_outage
+    ) -> None:
         super().__init__()
+        timeout = settings.KEYWARD_REDIS_TIMEOUT_SECONDS
         self._redis = redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
         )
         # The braces keep every key in one slot, so the scripts also run on Redis Cluster.
         self._prefix = f"{namespace}:{{usage}}:"
         self._record = self._redis.register_script(RECORD)
         self._take = self._redis.register_script(TAKE)
         self.local = UsageBuffer()  # while Redis does not answer
-        self._down_until = 0.0
+        self.outage = outage
 
     def _key(self, token_id: int) -> str:
         return f"{self._prefix}t:{token_id}"
@@ -110,12 +110,10 @@ class RedisUsageBuffer(UsageBuffer):
         return f"{self._prefix}pending"
 
     def _available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return self.outage.available()
 
     def _failed(self, error: redis.RedisError) -> None:
-        if self._available():
-            logger.warning("Redis usage buffer unavailable, counting in this process: %s", error)
-        self._down_until = time.monotonic() + BACKOFF_SECONDS
+        self.outage.failed(error)
 
     def record(
         self, *, token: ApiToken, secret_id: int, address: str | None, now: datetime
@@ -139,6 +137,7 @@ class RedisUsageBuffer(UsageBuffer):
         except redis.RedisError as error:
             self._failed(error)
             return self.local.record(token=token, secret_id=secret_id, address=address, now=now)
+        self.outage.answered()
         self._ensure_flusher()
         if not taken:
             return False

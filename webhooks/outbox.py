@@ -7,28 +7,46 @@ before anything is sent, so a crash afterwards loses nothing.
 from __future__ import annotations
 
 from orgs.models import AuditEvent, Organization
-from webhooks import events, payloads
+from webhooks import events as event_types
+from webhooks import payloads
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
+def has_endpoints(organization: Organization) -> bool:
+    """Whether any active endpoint of the organization may want its events (one indexed
+    query), so that writers of many events know whether the events' ids are needed."""
+    return WebhookEndpoint.objects.filter(organization_id=organization.pk, active=True).exists()
+
+
 def enqueue_event(event: AuditEvent, organization: Organization) -> list[WebhookDelivery]:
-    """Queue the event for every active endpoint of its organization that subscribes to it.
+    return enqueue_events([event], organization)
+
+
+def enqueue_events(events: list[AuditEvent], organization: Organization) -> list[WebhookDelivery]:
+    """Queue each event (all of one organization) for every active endpoint of the
+    organization that subscribes to it.
 
     One indexed query when the organization has no endpoint (the usual case), and one insert
-    for all the deliveries otherwise.
+    for all the deliveries otherwise, however many events.
     """
-    subscribed = [
-        endpoint_id
-        for endpoint_id, patterns in WebhookEndpoint.objects.filter(
-            organization_id=organization.pk, active=True
-        ).values_list("pk", "events")
-        if events.matches(patterns, event.action)
-    ]
-    if not subscribed:
+    endpoints = list(
+        WebhookEndpoint.objects.filter(organization_id=organization.pk, active=True).values_list(
+            "pk", "events"
+        )
+    )
+    if not endpoints:
         return []
-    body = payloads.event_body(event, organization.slug)
-    return WebhookDelivery.objects.bulk_create(
-        [
+    deliveries: list[WebhookDelivery] = []
+    for event in events:
+        subscribed = [
+            endpoint_id
+            for endpoint_id, patterns in endpoints
+            if event_types.matches(patterns, event.action)
+        ]
+        if not subscribed:
+            continue
+        body = payloads.event_body(event, organization.slug)
+        deliveries.extend(
             WebhookDelivery(
                 endpoint_id=endpoint_id,
                 message_id=payloads.new_message_id(),
@@ -39,5 +57,5 @@ def enqueue_event(event: AuditEvent, organization: Organization) -> list[Webhook
                 created_at=event.occurred_at,
             )
             for endpoint_id in subscribed
-        ]
-    )
+        )
+    return WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from mail import outbox
 from orgs import exports
+from policies.services import apply as policy_changes
 from webhooks import addresses, services, signing, transport
 from webhooks.models import (
     DeliveryStatus,
@@ -228,6 +229,7 @@ def run(*, stop: threading.Event, poll_seconds: float = 1.0) -> int:
             outbox.deliver_due()
             exports.build_due()
             exports.remove_expired()
+            policy_changes.finish_unfinished()
             made += deliver_due(stop=stop)
         except Exception:  # noqa: BLE001 (a database blip must not end the worker)
             logger.exception("Webhook worker cycle failed; retrying")

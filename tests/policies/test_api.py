@@ -108,6 +108,8 @@ def test_the_preview_lists_what_would_change_and_changes_nothing(admin_api):
     assert [change["name"] for change in impact["revoked"]] == ["platform"]
     assert sorted(c["name"] for c in impact["expiryShortened"]) == ["alice's", "carol's"]
     assert impact["fingerprint"] and impact["summary"]
+    assert impact["counts"] == {"expiryShortened": 2, "revoked": 1}
+    assert impact["touchedCount"] == 3
     assert admin_api.get("/security-policy").json()["version"] == 1
     assert not ApiToken.objects.filter(status="revoked").exists()
 

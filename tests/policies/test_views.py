@@ -320,6 +320,20 @@ def test_the_preview_lists_the_tokens_a_change_touches(admin_client, world, org_
     assert ApiToken.objects.get(name="Forever").expires_at is None
 
 
+def test_a_preview_over_many_tokens_counts_them_all_and_lists_the_first_hundred(
+    admin_client, world, office
+):
+    from tests.factories import bulk_tokens
+
+    bulk_tokens(world.acme, 130, prefix="many", with_secrets=False)
+    policy = SecurityPolicy.objects.get(organization=world.acme)
+    data = policy_form(policy, **{"organization-enforced_ip_filter": office.pk})
+    page = admin_client.post(url("policy-preview"), data, **HTMX).content.decode()
+    assert "130 tokens would get the enforced IP filter" in page
+    assert "Get the enforced IP filter: 130 tokens, the first 100 by name" in page
+    assert page.count("</code></td><td>none</td><td>Office</td>") == 100
+
+
 def test_applying_the_previewed_change_saves_it_and_says_what_it_did(
     admin_client, world, org_admin, office
 ):

@@ -174,7 +174,7 @@ def test_requests_go_on_counted_in_process_while_redis_does_not_answer(
     assert unreachable.pending_counts(issued.token.pk) == {date(2026, 6, 15): 1}
     assert unreachable.flush() == 1
     assert TokenUsage.objects.get(token=issued.token).count == 2
-    warnings = [r for r in caplog.records if "Redis usage buffer unavailable" in r.getMessage()]
+    warnings = [r for r in caplog.records if "Redis does not answer" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per request
 
 

@@ -6,13 +6,15 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from mail import outbox
 from orgs import exports
+from policies.services import apply as policy_changes
 from webhooks import worker
 
 
 class Command(BaseCommand):
     help = (
         "Keyward's background worker: send queued webhook deliveries and due e-mail, and prepare "
-        "audit exports too large to stream, until stopped: SIGTERM or SIGINT finishes the job in "
+        "audit exports too large to stream, and finish policy changes a crash interrupted, until "
+        "stopped: SIGTERM or SIGINT finishes the job in "
         "hand and exits 0. With --once, "
         "deliver what is due now and exit (for cron and tests). Several workers may run at once "
         "on PostgreSQL; run one on SQLite."
@@ -36,9 +38,11 @@ class Command(BaseCommand):
             made = worker.deliver_due()
             built = exports.build_due(limit=10)
             exports.remove_expired()
+            policies = policy_changes.finish_unfinished()
             self.stdout.write(
                 f"{made} delivery attempts, {sent} e-mails sent, {built.exports} audit exports "
-                f"prepared ({built.failed} failed)."
+                f"prepared ({built.failed} failed), {policies} unfinished policy changes "
+                "finished."
             )
             return
         stop = threading.Event()

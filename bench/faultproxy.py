@@ -1,4 +1,6 @@
-"""A TCP proxy that can cut every connection and refuse new ones, to play a database restart."""
+"""A TCP proxy in front of a real server (PostgreSQL, Redis, SMTP, a webhook receiver) that
+plays its faults: down (open connections cut, new ones refused), hung (connections accepted,
+nothing answered), slow (every answer held back ``delay`` seconds), and back again."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import contextlib
 import selectors
 import socket
 import threading
+import time
 
 
 class FaultProxy:
@@ -16,6 +19,10 @@ class FaultProxy:
         self._lock = threading.Lock()
         self.port = 0
         self._down = False
+        # Seconds each chunk from the server waits before it reaches the client.
+        self.delay = 0.0
+        # Accept and read, but pass nothing on either way: a server that stopped answering.
+        self.hung = False
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -45,7 +52,14 @@ class FaultProxy:
             self._connections.clear()
 
     def come_back(self) -> None:
-        self.start()
+        """Accept and forward again (on the same port), answering at full speed."""
+        self.delay = 0.0
+        self.hung = False
+        if self._accept_thread is None:
+            self.start()
+
+    def hang(self) -> None:
+        self.hung = True
 
     def stop(self) -> None:
         self.go_down()
@@ -83,6 +97,10 @@ class FaultProxy:
                     data = key.fileobj.recv(65536)
                     if not data:
                         return
+                    if self.hung:
+                        continue
+                    if self.delay and key.fileobj is upstream:
+                        time.sleep(self.delay)
                     key.data.sendall(data)
         except (OSError, ValueError):
             return
