@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
@@ -34,6 +35,17 @@ JSON_CONTENT_TYPES = ("application/json",)
 
 # Error responses every authenticated operation may give; documented on each.
 ERROR_CODES = frozenset({400, 401, 403, 404, 409, 429})
+# On every response to a request authenticated by a token that expires: when it does.
+TOKEN_EXPIRY_HEADER = "Keyward-Token-Expiry"
+TOKEN_EXPIRY_DESCRIPTION = (
+    "When the token that authenticated the request expires (ISO-8601, UTC), on every response "
+    "to a request it authenticated, errors included; absent for a token without expiry."
+)
+
+
+def expiry_header_value(expires_at: datetime) -> str:
+    """``2027-02-01T00:00:00Z``: the expiry as sent in ``Keyward-Token-Expiry``."""
+    return expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class CamelSchema(Schema):
@@ -85,6 +97,8 @@ class BearerTokenAuth(HttpAuthBase):
     def __call__(self, request: HttpRequest) -> Any:
         result = authenticate(request.headers.get("Authorization"), client_address(request))
         principal = result.principal
+        # For the response, whatever it turns out to be (config.middleware sets the header).
+        request.keyward_token_expires_at = principal.token.expires_at  # type: ignore[attr-defined]
         if self.permission is not None:
             rules.require(principal, self.permission)
         return principal

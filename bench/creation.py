@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
         [
             ("tokens created", args.count, ""),
             ("seconds", round(elapsed, 3), ""),
-            ("tokens per second", round(args.count / elapsed, 1), ">= 500 on SQLite"),
+            ("tokens per second", round(args.count / elapsed, 1), ">= 500 on PostgreSQL"),
             ("ms per token", round(elapsed / args.count * 1000, 3), ""),
         ],
     )

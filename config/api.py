@@ -19,7 +19,13 @@ from pydantic.alias_generators import to_camel
 
 from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
 from api.docs import public_docs
-from api.support import BearerTokenAuth, JsonParser, UnreadableBody
+from api.support import (
+    TOKEN_EXPIRY_DESCRIPTION,
+    TOKEN_EXPIRY_HEADER,
+    BearerTokenAuth,
+    JsonParser,
+    UnreadableBody,
+)
 from orgs.api import router as orgs_router
 from people.api import router as people_router
 from people.invitations_api import router as invitations_router
@@ -30,7 +36,35 @@ from webhooks.api import router as webhooks_router
 
 logger = logging.getLogger("keyward.api")
 
-api = NinjaAPI(
+TOKEN_SCHEMES = {"BearerTokenAuth", "PersonalTokenAuth"}
+
+
+class KeywardApi(NinjaAPI):
+    """The API object; its schema documents the header every token-authenticated response
+    carries (django-ninja has no per-response header declaration to do it on each operation)."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        header = {
+            TOKEN_EXPIRY_HEADER: {
+                "description": TOKEN_EXPIRY_DESCRIPTION,
+                "schema": {"type": "string", "format": "date-time"},
+                "example": "2027-02-01T00:00:00Z",
+            }
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                security = operation.get("security") or []
+                if not any(TOKEN_SCHEMES & set(requirement) for requirement in security):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    # 401 and 429 answer requests no token authenticated.
+                    if int(status) not in (401, 429):
+                        response.setdefault("headers", {}).update(header)
+        return schema
+
+
+api = KeywardApi(
     title="Keyward API",
     version="1",
     description=(

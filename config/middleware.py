@@ -11,6 +11,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from api.support import TOKEN_EXPIRY_HEADER, expiry_header_value
+
 
 class SecurityHeadersMiddleware:
     """Add the Content-Security-Policy and Permissions-Policy headers.
@@ -32,6 +34,21 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), clipboard-write=(self)"
         )
+        return response
+
+
+class TokenExpiryHeaderMiddleware:
+    """Tell API clients when their token expires (``Keyward-Token-Expiry``), on every response
+    to a request a token authenticated, so that they can renew it in time."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        expires_at = getattr(request, "keyward_token_expires_at", None)
+        if expires_at is not None:
+            response.headers[TOKEN_EXPIRY_HEADER] = expiry_header_value(expires_at)
         return response
 
 

@@ -250,25 +250,27 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
     description="The user the token acts as, its organization and group, and its effective "
     "permissions. " + permission_note(None),
 )
-def me(request: HttpRequest) -> PrincipalOut:
+def me(request: HttpRequest) -> dict[str, Any]:
+    # Built from what authentication already loaded, as plain data: the response schema
+    # validates it once (model instances here would be validated twice).
     principal = principal_of(request)
-    token, user, group = principal.token, principal.user, None
-    # Bearer authentication: a token, and the user it acts as.
-    assert token is not None and user is not None
-    if token.group_id:
-        group = token.group
-    return PrincipalOut(
-        user_id=user.pk,
-        kind=user.kind,
-        name=user.name,
-        token_id=token.pk,
-        scope=token.scope,
-        organization=OrganizationRef(
-            id=token.organization.pk, slug=token.organization.slug, name=token.organization.name
-        ),
-        group=GroupRef(id=group.pk, slug=group.slug, name=group.name) if group else None,
-        permissions=sorted(rules.effective_permissions(principal)),
-    )
+    token = principal.token
+    organization = token.organization
+    group = token.group if token.group_id else None
+    return {
+        "user_id": principal.user.pk,
+        "kind": principal.user.kind,
+        "name": principal.user.name,
+        "token_id": token.pk,
+        "scope": token.scope,
+        "organization": {
+            "id": organization.pk,
+            "slug": organization.slug,
+            "name": organization.name,
+        },
+        "group": {"id": group.pk, "slug": group.slug, "name": group.name} if group else None,
+        "permissions": sorted(rules.effective_permissions(principal)),
+    }
 
 
 # Audit log -----------------------------------------------------------------------------------

@@ -121,9 +121,33 @@ class ApiTokenAdmin(admin.ModelAdmin):
     inlines = [TokenSecretInline]
     actions = ["revoke_selected", "restore_selected", "delete_selected_tokens"]
     fieldsets = (
-        (None, {"fields": ("name", "partial_token", "scope", "organization", "group", "user")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "partial_token",
+                    "scope",
+                    "organization",
+                    "group",
+                    "user",
+                )
+            },
+        ),
         ("Access", {"fields": ("role", "permissions", "ip_filter", "allowed_addresses")}),
-        ("Lifetime", {"fields": ("state", "expires_at", "revoked_at", "revoked_reason")}),
+        (
+            "Lifetime",
+            {
+                "fields": (
+                    "state",
+                    "expires_at",
+                    "revoked_at",
+                    "revoked_by_name",
+                    "revoked_reason",
+                )
+            },
+        ),
         ("Use", {"fields": ("last_used_at", "last_used_address", "requests_last_30_days")}),
         (
             "History",
@@ -140,6 +164,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "name",
+        "description",
         "partial_token",
         "scope",
         "organization",
@@ -152,6 +177,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "state",
         "expires_at",
         "revoked_at",
+        "revoked_by_name",
         "revoked_reason",
         "last_used_at",
         "last_used_address",

@@ -72,6 +72,7 @@ TOKEN_EXAMPLE: dict[str, Any] = {
     "modifiedBy": {"id": 7, "name": "alice", "kind": "human"},
     "userId": 311,
     "name": "CI deploy",
+    "description": "Deploys main to production from the CI pipeline.",
     "scope": "organization",
     "groupId": None,
     "role": "custom",
@@ -106,6 +107,7 @@ class TokenOut(CamelSchema):
     modified_by: UserRef
     user_id: int = Field(description="The technical user, or the owner of a personal token.")
     name: str
+    description: str = Field(description="What the token is for; empty when none was given.")
     scope: Scope
     group_id: int | None
     role: Role
@@ -115,6 +117,11 @@ class TokenOut(CamelSchema):
     allowed_addresses: list[str]
     ip_filter_id: int | None
     status: Status
+    revoked_at: datetime | None = Field(description="When it was revoked (null: it is not).")
+    revoked_by: str | None = Field(
+        description="Who revoked it, as named then (`leak detection` for a leaked token); null "
+        "when it is not revoked."
+    )
     revoked_reason: str | None
     last_used_at: datetime | None
     last_used_address: str | None
@@ -154,13 +161,15 @@ class TokenFilters(InputSchema):
     name: str | None = Field(
         None,
         max_length=200,
-        description="Case-insensitive part of the name.",
+        description="Case-insensitive part of the name or the description.",
         json_schema_extra={"example": "ci"},
     )
     status: Status | None = Field(
         None,
         description="Without it: active and revoked tokens and those expired in the last five "
-        "minutes. `expired` lists every expired token.",
+        "minutes. `revoked` lists every revoked token (leaked ones included: their reason "
+        "starts with `Leaked:`), `expired` every expired one that is not revoked, for as long "
+        "as cleanup keeps them.",
     )
     scope: Scope | None = None
     group_id: int | None = Field(None, ge=1, le=MAX_ID, json_schema_extra={"example": 3})
@@ -168,6 +177,12 @@ class TokenFilters(InputSchema):
 
 class TokenCreateIn(InputSchema):
     name: str = Field(max_length=1000, examples=["CI deploy"])
+    description: str = Field(
+        "",
+        max_length=5000,
+        description="Optional: what the token is for, up to 1,000 characters; line breaks kept.",
+        examples=["Deploys main to production from the CI pipeline."],
+    )
     scope: Scope = "organization"
     group_id: int | None = Field(None, ge=1, le=MAX_ID, description="For a group token.")
     role: Role = "custom"
@@ -193,6 +208,7 @@ class TokenCreateIn(InputSchema):
             "examples": [
                 {
                     "name": "CI deploy",
+                    "description": "Deploys main to production from the CI pipeline.",
                     "role": "custom",
                     "permissions": ["api.api-tokens.read"],
                     "expiresIn": "30d",
@@ -206,6 +222,9 @@ class TokenCreateIn(InputSchema):
 class TokenPatchIn(InputSchema):
     version: int = Field(ge=1, le=MAX_VERSION, description="The version you read.")
     name: str | None = Field(None, max_length=1000)
+    description: str | None = Field(
+        None, max_length=5000, description="Up to 1,000 characters; an empty string clears it."
+    )
     role: Role | None = None
     permissions: list[str] | None = Field(None, max_length=200, description="For the custom role.")
     ip_filter_id: int | None = Field(
@@ -219,6 +238,7 @@ class TokenPatchIn(InputSchema):
         json_schema_extra={
             "examples": [
                 {"version": 3, "name": "CI deploy (prod)"},
+                {"version": 3, "description": "Deploys main to production."},
                 {"version": 3, "role": "custom", "permissions": ["api.api-tokens.read"]},
                 {"version": 3, "ipFilterId": None, "allowedAddresses": ["203.0.113.0/24"]},
             ]
@@ -364,6 +384,7 @@ def token_out(token: ApiToken, now: datetime | None = None) -> dict[str, Any]:
         "modified_by": _user_ref(token.modified_by, token.modified_by_name),
         "user_id": token.user_id,
         "name": token.name,
+        "description": token.description,
         "scope": token.scope,
         "group_id": token.group_id,
         "role": token.role,
@@ -373,6 +394,8 @@ def token_out(token: ApiToken, now: datetime | None = None) -> dict[str, Any]:
         "allowed_addresses": list(token.allowed_addresses),
         "ip_filter_id": token.ip_filter_id,
         "status": token.display_status(now),
+        "revoked_at": token.revoked_at,
+        "revoked_by": token.revoked_by_name or None,
         "revoked_reason": token.revoked_reason or None,
         "last_used_at": token.last_used_at,
         "last_used_address": token.last_used_address,
@@ -479,7 +502,7 @@ def list_tokens(
     tokens = _visible_tokens(principal_of(request))
     tokens = tokens.with_status(filters.status, now) if filters.status else tokens.listed(now)
     if filters.name:
-        tokens = tokens.filter(name__icontains=filters.name)
+        tokens = tokens.matching(filters.name)
     if filters.scope:
         tokens = tokens.filter(scope=filters.scope)
     if filters.group_id is not None:
@@ -513,6 +536,7 @@ def create(request: HttpRequest, response: HttpResponse, payload: TokenCreateIn)
             actor=principal,
             organization=organization_of(principal),
             name=payload.name,
+            description=payload.description,
             scope=payload.scope,
             group=group,
             role=payload.role,
@@ -542,7 +566,8 @@ def read(request: HttpRequest, id: int = Path(..., ge=1, le=MAX_ID)) -> dict[str
     auth=requires(WRITE),
     response=responses({200: TokenOut}),
     by_alias=True,
-    summary="Rename a token, change its role and permissions, or its IP filter and addresses",
+    summary="Rename a token or change its description, role and permissions, IP filter or "
+    "addresses",
     description="Needs the `version` you read (409 if the token changed since). Changing a "
     "token needs every permission it holds (you cannot change a token stronger than you). "
     "The IP filter and allowed addresses change only where the security policy lets tokens "
@@ -558,6 +583,8 @@ def update(
     changes: dict[str, Any] = {}
     if payload.name is not None:
         changes["name"] = payload.name
+    if payload.description is not None:
+        changes["description"] = payload.description
     if payload.role is not None:
         changes["role"] = payload.role
     if payload.permissions is not None:

@@ -14,7 +14,7 @@ from django.utils.datastructures import MultiValueDict
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
 from policies.models import IpFilter, ScopePolicy
-from tokens.models import ApiTokenQuerySet, TokenRole
+from tokens.models import ApiTokenQuerySet, TokenRole, TokenStatus
 
 ROLE_CHOICES = [
     (TokenRole.ADMIN, "Admin"),
@@ -52,7 +52,6 @@ STATUS_CHOICES = [
     ("", "Any status"),
     ("active", "Active"),
     ("expired", "Expired"),
-    ("revoked", "Revoked"),
 ]
 
 
@@ -71,19 +70,79 @@ def service_errors_to_form(form: forms.Form, error: ValidationError) -> None:
             form.add_error(target, message)
 
 
+INACTIVE_STATUS_CHOICES = [
+    ("", "Any status"),
+    ("revoked", "Revoked"),
+    ("leaked", "Leaked"),
+    ("expired", "Expired"),
+]
+# Revocations by leak detection say so first in their reason.
+LEAKED_REASON_PREFIX = "Leaked:"
+SORT_CHOICES = [
+    ("name", "Name"),
+    ("created", "Created"),
+    ("expires", "Expires"),
+    ("last_used", "Last used"),
+]
+# The direction a column sorts in when first chosen: names A to Z, times newest first.
+FIRST_DIRECTION = {"name": "", "created": "-", "expires": "", "last_used": "-"}
+
+
 class TokenFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100, label="Filter by name")
+    q = forms.CharField(required=False, max_length=100, label="Filter by name or description")
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False, label="Status")
+    sort = forms.ChoiceField(
+        choices=[(f"{direction}{key}", label) for key, label in SORT_CHOICES for direction in "-"]
+        + [(key, label) for key, label in SORT_CHOICES],
+        required=False,
+        label="Sort by",
+    )
+
+    def __init__(self, *args: object, inactive: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.inactive = inactive
+        if inactive:
+            self.fields["status"].choices = INACTIVE_STATUS_CHOICES
 
     def filter(self, queryset: ApiTokenQuerySet, now: datetime) -> ApiTokenQuerySet:
-        """Apply the valid parts of the filter to listed tokens."""
+        """Apply the valid parts of the filter and the sort to the list's tokens."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
-        queryset = queryset.listed(now)
-        if data.get("q"):
-            queryset = queryset.filter(name__icontains=data["q"].strip())
-        # Listed tokens only: expired ones stay for five minutes after their expiry.
-        return queryset.with_status(data.get("status"), now)
+        queryset = queryset.inactive(now) if self.inactive else queryset.current(now)
+        if data.get("q") and data["q"].strip():
+            queryset = queryset.matching(data["q"])
+        status = data.get("status")
+        if status == "leaked":
+            queryset = queryset.filter(
+                status=TokenStatus.REVOKED, revoked_reason__startswith=LEAKED_REASON_PREFIX
+            )
+        else:
+            # The main list holds expired tokens for five minutes only; Inactive all of them.
+            queryset = queryset.with_status(status, now)
+        return queryset.sorted_by(self.sort_key)
+
+    @property
+    def sort_key(self) -> str:
+        data = getattr(self, "cleaned_data", {})
+        return data.get("sort") or "name"
+
+    def sort_columns(self, query: QueryDict) -> dict[str, dict[str, str]]:
+        """Per sortable column: the link that sorts by it (or reverses it) keeping the rest of
+        the query, and its ``aria-sort`` state."""
+        current = self.sort_key
+        columns = {}
+        for key, _label in SORT_CHOICES:
+            params = query.copy()
+            params.pop("page", None)
+            if current.removeprefix("-") == key:
+                descending = current.startswith("-")
+                params["sort"] = key if descending else f"-{key}"
+                state = "descending" if descending else "ascending"
+            else:
+                params["sort"] = f"{FIRST_DIRECTION[key]}{key}"
+                state = "none"
+            columns[key] = {"query": params.urlencode(), "aria_sort": state}
+        return columns
 
     @property
     def is_filtered(self) -> bool:
@@ -232,6 +291,12 @@ class PermissionsMixin(forms.Form):
 
 class CreateTokenForm(PermissionsMixin, forms.Form):
     name = forms.CharField(max_length=100, label="Name")
+    description = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Description (optional)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
     expiry = forms.ChoiceField(
         choices=EXPIRY_CHOICES, widget=forms.RadioSelect, label="Expiry", initial="90d"
     )
@@ -255,7 +320,7 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
 
-    field_order = ["name", "role", "permissions", "expiry"]
+    field_order = ["name", "description", "role", "permissions", "expiry"]
 
     def __init__(
         self,
@@ -395,6 +460,19 @@ class RevokeForm(VersionedForm):
         max_length=500,
         label="Reason (optional)",
         widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class RenameForm(VersionedForm):
+    """A token's name and description; the service applies the rule for names and text."""
+
+    name = forms.CharField(max_length=1000, label="Name", strip=False)
+    description = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Description (optional)",
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
     )
 
 

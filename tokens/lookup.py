@@ -2,31 +2,41 @@
 
 Building this query through the ORM costs several times more than running it (compiling
 eight joins and two subqueries on every request), so its SQL is generated once from the
-models' own metadata and its row is turned back into model instances with ``from_db``,
-exactly as the ORM would.
+models' own metadata. Its row is one plain tuple of only the columns authentication and the
+principal need, turned into model instances without ``Model.__init__`` (no signals, no
+per-field defaults): each instance is what ``from_db`` would give with the other columns
+deferred (read on first use, like ``QuerySet.only``). A human owner's password hash is never
+read on this path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import cast
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.base import ModelState
 
 from orgs.models import Group, GroupMembership, Organization, OrganizationMembership, User
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from tokens.models import ApiToken, TokenSecret
 
-# (alias, model, nullable join): the order the row's columns come in.
-_TABLES: tuple[tuple[str, type[models.Model], bool], ...] = (
-    ("s", TokenSecret, False),
-    ("t", ApiToken, False),
-    ("u", User, False),
-    ("o", Organization, False),
-    ("p", ScopePolicy, False),
-    ("g", Group, True),
-    ("f", IpFilter, True),
+# (alias, model, nullable join, columns left out): the order the row's columns come in. What
+# is left out is never read by authentication; an instance loads it when first asked.
+_TABLES: tuple[tuple[str, type[models.Model], bool, frozenset[str]], ...] = (
+    (
+        "s",
+        TokenSecret,
+        False,
+        frozenset({"partial_token", "created_at", "last_used_at", "last_used_address"}),
+    ),
+    ("t", ApiToken, False, frozenset()),
+    ("u", User, False, frozenset({"password", "last_login", "date_joined"})),
+    ("o", Organization, False, frozenset()),
+    ("p", ScopePolicy, False, frozenset()),
+    ("g", Group, True, frozenset()),
+    ("f", IpFilter, True, frozenset()),
 )
 
 
@@ -38,8 +48,13 @@ class SecretRow:
     owner_is_group_admin: bool
 
 
-def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
-    return list(model._meta.concrete_fields)
+@cache
+def _columns(model: type[models.Model], left_out: frozenset[str]) -> tuple[models.Field, ...]:
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if field.name not in left_out and field.attname not in left_out
+    )
 
 
 @cache
@@ -57,8 +72,8 @@ def _sql(digest_count: int, vendor: str) -> str:
 
     selected = [
         f"{alias}.{quote(field.column)}"
-        for alias, model, _nullable in _TABLES
-        for field in _columns(model)
+        for alias, model, _nullable, left_out in _TABLES
+        for field in _columns(model, left_out)
     ]
     # Every name below comes from model metadata; the digests are the only values, and they
     # are bound parameters.
@@ -98,58 +113,74 @@ def _sql(digest_count: int, vendor: str) -> str:
 
 
 @cache
-def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
-    """(position, converters, expression) for the columns the ORM would convert (e.g. SQLite
-    datetimes); columns without converters are left as they come."""
-    result = []
-    for position, field in enumerate(_columns(model)):
-        expression = field.get_col(model._meta.db_table)
-        # What SQLCompiler.get_converters asks: the backend's, then the expression's (the
-        # field's own, and for a foreign key its target's).
-        converters = tuple(
-            connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+def _readers(vendor: str) -> tuple[tuple, ...]:
+    """Per table: (alias, model, nullable, attribute names, converters by position) where
+    converters are those the ORM would apply (e.g. SQLite datetimes, JSON)."""
+    readers = []
+    for alias, model, nullable, left_out in _TABLES:
+        fields = _columns(model, left_out)
+        converters = []
+        for position, field in enumerate(fields):
+            expression = field.get_col(model._meta.db_table)
+            found = tuple(
+                connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
+            )
+            if found:
+                converters.append((position, found, expression))
+        readers.append(
+            (alias, model, nullable, tuple(f.attname for f in fields), tuple(converters))
         )
-        if converters:
-            result.append((position, converters, expression))
-    return tuple(result)
+    return tuple(readers)
 
 
-def _convert(model: type[models.Model], values: list[Any]) -> list[Any]:
-    for position, converters, expression in _converters(model, connection.vendor):
-        value = values[position]
-        for converter in converters:
-            value = converter(value, expression, connection)
-        values[position] = value
-    return values
+def _instance(
+    model: type[models.Model], attnames: tuple[str, ...], values: list, database: str
+) -> models.Model:
+    """A model instance as ``from_db`` makes it, fields not selected deferred, without running
+    ``__init__`` (its signals and per-field work cost more than the query on this path)."""
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(attnames, values, strict=True))
+    state = ModelState()
+    state.adding = False
+    state.db = database
+    instance._state = state
+    return instance
 
 
 def find_secret(digests: list[str]) -> SecretRow | None:
     """Fetch the secret with one of these digests, and all authentication needs, in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(len(digests), connection.vendor), digests)
+    # The connection itself, not the proxy that looks it up on every attribute.
+    database = connections[DEFAULT_DB_ALIAS]
+    with database.cursor() as cursor:
+        cursor.execute(_sql(len(digests), database.vendor), digests)
         row = cursor.fetchone()
     if row is None:
         return None
     instances: dict[str, models.Model | None] = {}
     position = 0
-    for alias, model, nullable in _TABLES:
-        fields = _columns(model)
-        values = list(row[position : position + len(fields)])
-        position += len(fields)
-        if nullable and values[0] is None:
+    for alias, model, nullable, attnames, converters in _readers(database.vendor):
+        end = position + len(attnames)
+        if nullable and row[position] is None:
             instances[alias] = None
+            position = end
             continue
-        instances[alias] = model.from_db(
-            connection.alias, [field.attname for field in fields], _convert(model, values)
-        )
+        values = list(row[position:end])
+        position = end
+        for index, functions, expression in converters:
+            value = values[index]
+            for function in functions:
+                value = function(value, expression, database)
+            values[index] = value
+        instances[alias] = _instance(model, attnames, values, database.alias)
     owner_role, owner_is_group_admin = row[position], row[position + 1]
-    # from_db built each alias's model of _TABLES (nullable joins may be None).
-    secret, token = cast(TokenSecret, instances["s"]), cast(ApiToken, instances["t"])
-    token.user = cast(User, instances["u"])
-    token.organization = cast(Organization, instances["o"])
-    token.group = cast("Group | None", instances["g"])
-    token.ip_filter = cast("IpFilter | None", instances["f"])
-    secret.token = token
+    secret, token = instances["s"], instances["t"]
+    # The related objects are cached as select_related would cache them.
+    fields_cache = token._state.fields_cache
+    fields_cache["user"] = instances["u"]
+    fields_cache["organization"] = instances["o"]
+    fields_cache["group"] = instances["g"]
+    fields_cache["ip_filter"] = instances["f"]
+    secret._state.fields_cache["token"] = token
     return SecretRow(
         secret=secret,
         scope_policy=cast(ScopePolicy, instances["p"]),

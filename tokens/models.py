@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from access import catalog, visibility
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 
 # Expired tokens stay in lists, marked expired, this long after they expire.
 LISTED_AFTER_EXPIRY = timedelta(minutes=5)
+# What lists sort by: the key in the URL and the column behind it.
+SORT_FIELDS = {
+    "name": "name",
+    "created": "created_at",
+    "expires": "expires_at",
+    "last_used": "last_used_at",
+}
 
 
 class TokenScope(models.TextChoices):
@@ -66,6 +74,43 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         now = now or timezone.now()
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now - LISTED_AFTER_EXPIRY))
 
+    def current(self, now: datetime | None = None) -> ApiTokenQuerySet:
+        """What the console's main list shows: active tokens and those expired in the last
+        five minutes (revoked ones are under Inactive)."""
+        now = now or timezone.now()
+        return self.listed(now).filter(status=TokenStatus.ACTIVE)
+
+    def inactive(self, now: datetime | None = None) -> ApiTokenQuerySet:
+        """Revoked (leaked ones included) and expired tokens, until cleanup removes them."""
+        now = now or timezone.now()
+        return self.filter(Q(status=TokenStatus.REVOKED) | Q(expires_at__lte=now))
+
+    def expiring_within(self, span: timedelta, now: datetime | None = None) -> ApiTokenQuerySet:
+        """Active tokens whose expiry falls in the next ``span``."""
+        now = now or timezone.now()
+        # A plain range on the expiry (no "or no expiry"), so an index on it answers.
+        return self.filter(
+            status=TokenStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + span
+        )
+
+    def matching(self, text: str) -> ApiTokenQuerySet:
+        """Tokens whose name or description contains ``text``, in any case."""
+        text = text.strip()
+        return self.filter(Q(name__icontains=text) | Q(description__icontains=text))
+
+    def sorted_by(self, key: str) -> ApiTokenQuerySet:
+        """Order by one of SORT_KEYS (``-`` first for descending); never-used tokens and
+        tokens without expiry come last either way, and the id breaks ties."""
+        field = key.removeprefix("-")
+        descending = key.startswith("-")
+        if field == "name":
+            expression = Lower("name")
+            order = expression.desc() if descending else expression.asc()
+        else:
+            column = F(SORT_FIELDS[field])
+            order = column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
+        return self.order_by(order, "-id" if descending else "id")
+
 
 class ApiToken(KeyedName):
     """An API token. Its secret is never here: only digests, in TokenSecret."""
@@ -78,6 +123,8 @@ class ApiToken(KeyedName):
     )
     scope = models.CharField(max_length=12, choices=TokenScope.choices)
     name = models.CharField(max_length=100)
+    # What the token is for, in the words of whoever made it (optional, lines kept).
+    description = models.TextField(max_length=1000, blank=True, default="")
     # The technical user behind an organization or group token; the owner of a personal one.
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     role = models.CharField(max_length=10, choices=TokenRole.choices, default=TokenRole.CUSTOM)
@@ -100,6 +147,9 @@ class ApiToken(KeyedName):
     revoked_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Kept as written at the time, like the audit log: the revoker may be an operator, leak
+    # detection or a policy, with no user, or a person deleted since.
+    revoked_by_name = models.CharField(max_length=150, blank=True, default="")
     partial_token = models.CharField(max_length=16)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
@@ -125,6 +175,17 @@ class ApiToken(KeyedName):
             # rewrite_for_policy); without it a prepared statement's generic plan on PostgreSQL
             # read the whole organization for every range.
             models.Index(fields=["organization", "id"], name="token_org_id"),
+            # The banner of tokens expiring soon in an organization of 100,000 tokens.
+            models.Index(fields=["organization", "expires_at"], name="token_org_expires_at"),
+            # The lists' default order, names case folded: without it a list of 100,000 tokens
+            # sorts them all for every page.
+            models.Index(
+                F("organization"),
+                F("scope"),
+                Lower("name"),
+                F("id"),
+                name="token_org_scope_lower_name",
+            ),
             models.Index(fields=["expires_at"], name="token_expires_at"),
             models.Index(fields=["status", "revoked_at"], name="token_status_revoked"),
         ]

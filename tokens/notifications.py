@@ -1,8 +1,10 @@
-"""Expiry reminders: one digest per organization to its admins and per group to its admins.
+"""Expiry reminders: one digest per organization to its admins and per group to its admins,
+and to each person about their own personal tokens.
 
-A token is due for the smallest threshold (30, 7 or 1 days) its expiry falls within, once per
-threshold and expiry: ``ExpiryReminder`` remembers what was sent, and a new expiry (after a
-regeneration) starts over. Personal tokens are their owners' business and are not listed.
+A token is due for the smallest threshold its expiry falls within (30, 7 or 1 days for
+organization and group tokens; 7 and 1 for personal ones), once per threshold and expiry:
+``ExpiryReminder`` remembers what was sent, and a new expiry (after a regeneration) starts
+over. Personal tokens are their owners' business: they go to the owner, never to admins.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from mail import outbox
@@ -21,6 +26,7 @@ from orgs.models import GroupMembership, Organization, OrganizationMembership, R
 from tokens.models import ApiToken, ExpiryReminder, TokenScope
 
 THRESHOLDS = (30, 7, 1)
+PERSONAL_THRESHOLDS = (7, 1)
 
 
 @dataclass(frozen=True)
@@ -38,22 +44,38 @@ class Digest:
     recipients: list[str]
     reminders: list[DueReminder]
     group_name: str | None = None
+    # For a person's own personal tokens: their name; the digest goes to them alone.
+    owner_name: str | None = None
 
     @property
     def subject(self) -> str:
+        count = len(self.reminders)
+        if self.owner_name is not None:
+            return (
+                f"[Keyward] Your API token{'s' if count != 1 else ''} in "
+                f"{self.organization.name} {'expire' if count != 1 else 'expires'} soon"
+            )
         where = f"group {self.group_name} of {self.organization.name}"
         if self.group_name is None:
             where = self.organization.name
-        count = len(self.reminders)
         return f"[Keyward] {count} API token{'s' if count != 1 else ''} expiring in {where}"
 
     def body(self, now: datetime) -> str:
-        lines = [
-            f"These API tokens of {self.organization.name} expire soon. Regenerate or replace "
-            "them before they stop working.",
-            "",
-        ]
-        for reminder in sorted(self.reminders, key=lambda item: item.expires_at):
+        if self.owner_name is not None:
+            intro = (
+                f"Hello {self.owner_name}, these personal API tokens of yours in "
+                f"{self.organization.name} expire soon. Create a new one (or regenerate, where "
+                "the policy allows it) before they stop working."
+            )
+            footer = "Each token is listed once per reminder: 7 days and 1 day before it expires."
+        else:
+            intro = (
+                f"These API tokens of {self.organization.name} expire soon. Regenerate or "
+                "replace them before they stop working."
+            )
+            footer = "Each token is listed once per reminder: 30, 7 and 1 days before it expires."
+        lines = [intro, ""]
+        for reminder in sorted(self.reminders, key=lambda item: item.token.expires_at):
             token = reminder.token
             left = reminder.expires_at - now
             days = max(left.days, 0)
@@ -63,8 +85,17 @@ class Digest:
                 f"- {token.name} ({token.partial_token}), {token.scope} token{group}: expires "
                 f"{reminder.expires_at:%Y-%m-%d %H:%M} UTC ({when})"
             )
-        lines += ["", "Each token is listed once per reminder: 30, 7 and 1 days before it expires."]
+            lines.append(f"  {console_link(token)}")
+        lines += ["", footer]
         return "\n".join(lines)
+
+
+def console_link(token: ApiToken) -> str:
+    """The address of the token's page in the console (no secret: its id only)."""
+    path = reverse(
+        "tokens:detail", kwargs={"org_slug": token.organization.slug, "token_id": token.pk}
+    )
+    return f"{settings.KEYWARD_CONSOLE_URL.rstrip('/')}{path}"
 
 
 @dataclass
@@ -84,6 +115,7 @@ class NotifyReport:
                 {
                     "organization": digest.organization.slug,
                     "group": digest.group_name,
+                    "owner": digest.owner_name,
                     "subject": digest.subject,
                     "recipients": digest.recipients,
                     "tokens": [
@@ -104,22 +136,34 @@ class NotifyReport:
         }
 
 
-def _threshold(expires_at: datetime, now: datetime) -> int | None:
+def _threshold(
+    expires_at: datetime, now: datetime, thresholds: tuple[int, ...] = THRESHOLDS
+) -> int | None:
     """The smallest threshold the expiry falls within, or None."""
-    applicable = [days for days in THRESHOLDS if expires_at <= now + timedelta(days=days)]
+    applicable = [days for days in thresholds if expires_at <= now + timedelta(days=days)]
     return min(applicable) if applicable else None
 
 
+def _thresholds_of(token: ApiToken) -> tuple[int, ...]:
+    return PERSONAL_THRESHOLDS if token.scope == TokenScope.PERSONAL else THRESHOLDS
+
+
 def due_reminders(*, now: datetime, organization: Organization | None = None) -> list[DueReminder]:
-    """Active org and group tokens expiring within 30 days whose current threshold has not been
-    reminded for this expiry."""
+    """Active tokens whose current threshold has not been reminded for this expiry: org and
+    group tokens expiring within 30 days, personal ones within 7."""
     tokens = (
         ApiToken.objects.active(now)
         .filter(
-            scope__in=[TokenScope.ORGANIZATION, TokenScope.GROUP],
-            expires_at__lte=now + timedelta(days=max(THRESHOLDS)),
+            Q(
+                scope__in=[TokenScope.ORGANIZATION, TokenScope.GROUP],
+                expires_at__lte=now + timedelta(days=max(THRESHOLDS)),
+            )
+            | Q(
+                scope=TokenScope.PERSONAL,
+                expires_at__lte=now + timedelta(days=max(PERSONAL_THRESHOLDS)),
+            )
         )
-        .select_related("organization", "group")
+        .select_related("organization", "group", "user")
         .order_by("organization_id", "expires_at", "pk")
     )
     if organization is not None:
@@ -131,10 +175,8 @@ def due_reminders(*, now: datetime, organization: Organization | None = None) ->
         )
     )
     due = []
-    for token in expiring:
-        if token.expires_at is None:  # expires_at__lte above leaves out tokens without one
-            continue
-        threshold = _threshold(token.expires_at, now)
+    for token in tokens:
+        threshold = _threshold(token.expires_at, now, _thresholds_of(token))
         if threshold is not None and (token.pk, threshold, token.expires_at) not in sent:
             due.append(DueReminder(token, threshold, token.expires_at))
     return due
@@ -145,10 +187,15 @@ def _addresses(memberships: Iterable[OrganizationMembership | GroupMembership]) 
 
 
 def build_digests(due: list[DueReminder]) -> list[Digest]:
-    """Group due reminders into one digest per organization and one per group."""
+    """Group due reminders into one digest per organization and one per group, and one per
+    person for their own personal tokens of an organization."""
     by_org: dict[int, list[DueReminder]] = defaultdict(list)
     by_group: dict[int, list[DueReminder]] = defaultdict(list)
+    by_owner: dict[tuple[int, int], list[DueReminder]] = defaultdict(list)
     for reminder in due:
+        if reminder.token.scope == TokenScope.PERSONAL:
+            by_owner[(reminder.token.organization_id, reminder.token.user_id)].append(reminder)
+            continue
         by_org[reminder.token.organization_id].append(reminder)
         if reminder.token.group_id:
             by_group[reminder.token.group_id].append(reminder)
@@ -178,6 +225,11 @@ def build_digests(due: list[DueReminder]) -> list[Digest]:
                 group_name=token.group.name,
             )
         )
+    for reminders in by_owner.values():
+        token = reminders[0].token
+        owner = token.user
+        recipients = [owner.email] if owner.email and owner.is_active else []
+        digests.append(Digest(token.organization, recipients, reminders, owner_name=owner.name))
     return digests
 
 

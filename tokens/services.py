@@ -5,6 +5,7 @@ Console views, the API, admin actions and management commands call these and not
 
 from __future__ import annotations
 
+import functools
 import secrets as random_source
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
@@ -31,6 +32,7 @@ from tokens.models import ApiToken, TokenRole, TokenScope, TokenSecret, TokenSta
 
 MAX_GRACE = timedelta(days=7)
 NAME_MAX_LENGTH = 100
+DESCRIPTION_MAX_LENGTH = 1000
 REASON_MAX_LENGTH = 500
 MAX_ALLOWED_ADDRESSES = 100
 
@@ -75,19 +77,34 @@ def _new_secret(token: ApiToken, now: datetime, secret: str | None = None) -> st
     return secret
 
 
-def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
-    """The organization's rules for one kind of token (one query, one join)."""
-    field = {"organization": "organization_tokens", "group": "group_tokens"}.get(
-        scope, "personal_tokens"
+_POLICY_FIELDS = {"organization": "organization_tokens", "group": "group_tokens"}
+
+
+@functools.cache
+def _scope_policy_sql(field: str) -> str:
+    quote = connection.ops.quote_name
+    security = SecurityPolicy._meta
+    return (
+        f"SELECT p.* FROM {quote(ScopePolicy._meta.db_table)} p "  # noqa: S608 (metadata)
+        f"JOIN {quote(security.db_table)} s ON s.{quote(security.get_field(field).column)} = p.id "
+        f"WHERE s.{quote(security.get_field('organization').column)} = %s"
     )
-    policy = SecurityPolicy.objects.select_related(field).get(organization=organization)
-    scope_policy: ScopePolicy = getattr(policy, field)
-    return scope_policy
+
+
+def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
+    """The organization's rules for one kind of token (one query, one join), written once:
+    every token change reads it, and building it through the ORM cost more than running it."""
+    field = _POLICY_FIELDS.get(scope, "personal_tokens")
+    found = list(ScopePolicy.objects.raw(_scope_policy_sql(field), [organization.pk]))
+    if not found:
+        raise SecurityPolicy.DoesNotExist(f"No security policy for {organization.slug}.")
+    return found[0]
 
 
 def _snapshot(token: ApiToken) -> dict[str, Any]:
     return {
         "name": token.name,
+        "description": token.description,
         "role": token.role,
         "permissions": sorted(token.permissions),
         "status": token.status,
@@ -209,6 +226,18 @@ def _validate_name(actor: Principal, name: str) -> tuple[str, list[str]]:
     return cleaned.value, cleaned.errors
 
 
+def _validate_description(actor: Principal, description: str | None) -> tuple[str, list[str]]:
+    cleaned = checked_text(
+        actor,
+        description,
+        label="A description",
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+        multiline=True,
+    )
+    return cleaned.value, cleaned.errors
+
+
 def _name_taken(
     organization: Organization,
     scope: str,
@@ -310,47 +339,43 @@ def _clean_addresses(
 # Create -------------------------------------------------------------------------------------
 
 
-def create_token(
-    *,
+@dataclass(frozen=True)
+class _NewToken:
+    """What a creation asked for, checked against the rules and the policy."""
+
+    name: str
+    description: str
+    role: str
+    permissions: list[str]
+    expires_at: datetime | None
+    addresses: _Addresses
+
+
+def _validated_new_token(
     actor: Principal,
     organization: Organization,
+    policy: ScopePolicy,
+    *,
+    scope: str,
+    group: Group | None,
     name: str,
-    scope: str = TokenScope.ORGANIZATION,
-    group: Group | None = None,
-    role: str = TokenRole.CUSTOM,
-    permissions: Iterable[str] = (),
-    expires_at: datetime | None = DEFAULT,
-    allowed_addresses: Iterable[str] = (),
-    ip_filter: IpFilter | None = None,
-    now: datetime | None = None,
-) -> IssuedToken:
-    """Create a token and return it with its secret, which is never shown again."""
-    now = now or timezone.now()
-    permissions = sorted(set(permissions))
-    rules.require_same_organization(actor, organization.pk)
-    if scope not in TokenScope.values:
-        raise ValidationError({"scope": ["Choose organization, group or personal."]})
-
-    # Who may create what.
-    if scope == TokenScope.GROUP:
-        if group is None:
-            raise ValidationError({"group": ["A group token needs a group."]})
-        if group.organization_id != organization.pk:
-            raise NotFound("No such group.")
-    else:
-        group = None
-    rules.require_create_token(actor, scope, group.pk if group is not None else None)
-
-    policy = _scope_policy(organization, scope)
-    if not policy.allowed:
-        raise PolicyViolation(
-            f"The security policy does not allow {scope} tokens.", setting=f"{scope}.allowed"
-        )
-
+    description: str,
+    role: str,
+    permissions: list[str],
+    expires_at: datetime | None,
+    allowed_addresses: Iterable[str],
+    ip_filter: IpFilter | None,
+    now: datetime,
+) -> _NewToken:
+    """Check every field of a new token at once and raise one ValidationError naming each
+    field that is wrong, so that one round fixes them all."""
     errors: dict[str, list[str]] = {}
     name, name_errors = _validate_name(actor, name)
     if name_errors:
         errors["name"] = name_errors
+    description, description_errors = _validate_description(actor, description)
+    if description_errors:
+        errors["description"] = description_errors
     if role not in TokenRole.values:
         errors["role"] = ["Choose admin, member or custom."]
     permission_errors = _validate_permissions(role, permissions, scope)
@@ -358,41 +383,52 @@ def create_token(
         errors["permissions"] = permission_errors
     if role != TokenRole.CUSTOM:
         permissions = []
-
     if expires_at is DEFAULT:
         expires_at = policy.latest_expiry(now)
     expiry_error = policy.expiry_error(expires_at, now)
     if expiry_error:
         errors["expiry"] = [expiry_error]
-
     addresses = _clean_addresses(policy, organization, ip_filter, allowed_addresses)
     errors.update(addresses.errors)
     if errors:
-        # Said with the other mistakes, so that one round fixes them all; otherwise the unique
-        # index decides below, which also settles two creations at once, in one query less.
+        # Said with the other mistakes; otherwise the unique index decides at creation, which
+        # also settles two creations at once, in one query less.
         owner = actor.user if scope == TokenScope.PERSONAL else None
         if "name" not in errors and _name_taken(
             organization, scope, name, group=group, owner=owner
         ):
             errors["name"] = [f"{_article(scope)} {scope} token named {name!r} already exists."]
         raise ValidationError(errors)
-
-    # Nobody creates a token stronger than themselves: they would hold its secret.
-    rules.require_grant(
-        actor,
-        rules.new_token_permissions(actor, scope, role, permissions),
-        "permissions" if role == TokenRole.CUSTOM else "role",
+    return _NewToken(
+        name=name,
+        description=description,
+        role=role,
+        permissions=permissions,
+        expires_at=expires_at,
+        addresses=addresses,
     )
 
+
+def _insert_token(
+    actor: Principal,
+    organization: Organization,
+    scope: str,
+    group: Group | None,
+    new: _NewToken,
+    now: datetime,
+) -> IssuedToken:
+    """Write the token, its technical user (personal tokens act as their owner), its secret's
+    digest and the audit event, in one transaction; the unique index settles a name taken
+    meanwhile."""
     try:
         with transaction.atomic():
             if scope == TokenScope.PERSONAL:
                 user = actor.user
             else:
                 user = User(
-                    username=_technical_username(organization, name),
+                    username=_technical_username(organization, new.name),
                     kind=UserKind.TECHNICAL,
-                    display_name=name,
+                    display_name=new.name,
                 )
                 user.set_unusable_password()
                 user.save()
@@ -400,14 +436,15 @@ def create_token(
                 organization=organization,
                 group=group,
                 scope=scope,
-                name=name,
+                name=new.name,
+                description=new.description,
                 user=user,
-                role=role,
-                permissions=permissions,
-                expires_at=expires_at,
-                allowed_addresses=addresses.allowed_addresses,
-                ip_filter=addresses.ip_filter,
-                ip_filter_from_policy=addresses.from_policy,
+                role=new.role,
+                permissions=new.permissions,
+                expires_at=new.expires_at,
+                allowed_addresses=new.addresses.allowed_addresses,
+                ip_filter=new.addresses.ip_filter,
+                ip_filter_from_policy=new.addresses.from_policy,
                 created_at=now,
                 created_by=actor.user,
                 created_by_name=actor.name[:150],
@@ -423,9 +460,63 @@ def create_token(
     except IntegrityError:
         # Two creations with the same name at once: the database's unique index decides.
         raise ValidationError(
-            {"name": [f"{_article(scope)} {scope} token named {name!r} already exists."]}
+            {"name": [f"{_article(scope)} {scope} token named {new.name!r} already exists."]}
         ) from None
     return IssuedToken(token=token, secret=secret)
+
+
+def create_token(
+    *,
+    actor: Principal,
+    organization: Organization,
+    name: str,
+    description: str = "",
+    scope: str = TokenScope.ORGANIZATION,
+    group: Group | None = None,
+    role: str = TokenRole.CUSTOM,
+    permissions: Iterable[str] = (),
+    expires_at: datetime | None = DEFAULT,
+    allowed_addresses: Iterable[str] = (),
+    ip_filter: IpFilter | None = None,
+    now: datetime | None = None,
+) -> IssuedToken:
+    """Create a token and return it with its secret, which is never shown again."""
+    now = now or timezone.now()
+    rules.require_same_organization(actor, organization.pk)
+    if scope not in TokenScope.values:
+        raise ValidationError({"scope": ["Choose organization, group or personal."]})
+    if scope == TokenScope.GROUP:
+        if group is None:
+            raise ValidationError({"group": ["A group token needs a group."]})
+        if group.organization_id != organization.pk:
+            raise NotFound("No such group.")
+    else:
+        group = None
+    rules.require_create_token(actor, scope, group.pk if group is not None else None)
+    policy = _scope_policy(organization, scope)
+    _require_allowed(policy, scope)
+    new = _validated_new_token(
+        actor,
+        organization,
+        policy,
+        scope=scope,
+        group=group,
+        name=name,
+        description=description,
+        role=role,
+        permissions=sorted(set(permissions)),
+        expires_at=expires_at,
+        allowed_addresses=allowed_addresses,
+        ip_filter=ip_filter,
+        now=now,
+    )
+    # Nobody creates a token stronger than themselves: they would hold its secret.
+    rules.require_grant(
+        actor,
+        rules.new_token_permissions(actor, scope, new.role, new.permissions),
+        "permissions" if new.role == TokenRole.CUSTOM else "role",
+    )
+    return _insert_token(actor, organization, scope, group, new, now)
 
 
 # Changes ------------------------------------------------------------------------------------
@@ -552,6 +643,7 @@ def _revoke(actor: Principal, token: ApiToken, reason: str, now: datetime) -> No
     token.revoked_at = now
     token.revoked_reason = reason[:REASON_MAX_LENGTH]
     token.revoked_by = actor.user
+    token.revoked_by_name = actor.name[:150]
     _touch(token, actor, now)
     token.save()
     _record(actor, "token.revoked", token, audit.diff(before, _snapshot(token)))
@@ -602,6 +694,7 @@ def restore_token(
         token.revoked_at = None
         token.revoked_reason = ""
         token.revoked_by = None
+        token.revoked_by_name = ""
         _touch(token, actor, now)
         token.save()
         _record(actor, "token.restored", token, audit.diff(before, _snapshot(token)))
@@ -660,6 +753,31 @@ def rename_token(
             _record(actor, "token.renamed", token, audit.diff(before, _snapshot(token)))
     except IntegrityError:
         raise ValidationError({"name": [f"A token named {name!r} already exists."]}) from None
+    return token
+
+
+def describe_token(
+    *,
+    actor: Principal,
+    token: ApiToken,
+    description: str,
+    expected_version: int | None = None,
+    now: datetime | None = None,
+) -> ApiToken:
+    """Change what the token says it is for (managed like its name)."""
+    now = now or timezone.now()
+    description, errors = _validate_description(actor, description)
+    if errors:
+        raise ValidationError({"description": errors})
+    with transaction.atomic():
+        token = _manageable(actor, token, "rename", expected_version)
+        if description == token.description:
+            return token
+        before = _snapshot(token)
+        token.description = description
+        _touch(token, actor, now)
+        token.save()
+        _record(actor, "token.described", token, audit.diff(before, _snapshot(token)))
     return token
 
 
@@ -753,19 +871,25 @@ def update_token(
     token: ApiToken,
     expected_version: int,
     name: str = UNCHANGED,
+    description: str = UNCHANGED,
     role: str = UNCHANGED,
     permissions: Iterable[str] = UNCHANGED,
     ip_filter: IpFilter | None = UNCHANGED,
     allowed_addresses: Iterable[str] = UNCHANGED,
 ) -> ApiToken:
-    """Change what is given (name, role and permissions, IP filter and allowed addresses) in
-    one transaction, each part through its own service, each audited; nothing given or
+    """Change what is given (name, description, role and permissions, IP filter and allowed
+    addresses) in one transaction, each part through its own service, each audited; nothing given or
     nothing different still checks the version."""
     with transaction.atomic():
         current = _lock(token, expected_version)
         version = expected_version
         if name is not UNCHANGED and name != current.name:
             current = rename_token(actor=actor, token=current, name=name, expected_version=version)
+            version = current.version
+        if description is not UNCHANGED and description != current.description:
+            current = describe_token(
+                actor=actor, token=current, description=description, expected_version=version
+            )
             version = current.version
         new_role = current.role if role is UNCHANGED else role
         new_permissions = (

@@ -8,20 +8,18 @@ request the named partial of that same page. Every token is looked up through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Page, Paginator
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
-from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
@@ -39,6 +37,7 @@ from tokens.forms import (
     CreateTokenForm,
     EditPermissionsForm,
     RegenerateForm,
+    RenameForm,
     RevokeForm,
     TokenFilterForm,
     service_errors_to_form,
@@ -57,33 +56,91 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 
-# Paginator is generic to type checkers only (django-stubs), not at run time.
-if TYPE_CHECKING:
-    TokenPaginator = Paginator[ApiToken]
-else:
-    TokenPaginator = Paginator
+# Pages go no further than the capped count reaches.
+LAST_PAGE = COUNT_CAP // PAGE_SIZE + 1
 
 
-class CappedPaginator(TokenPaginator):
-    """A paginator whose total is exact up to COUNT_CAP and "more than COUNT_CAP" beyond."""
+def _page_number(value: str | None) -> int:
+    try:
+        return min(max(1, int(value or 1)), LAST_PAGE)
+    except (TypeError, ValueError, OverflowError):
+        return 1
 
-    object_list: QuerySet[ApiToken]  # it pages a token queryset
 
-    @cached_property
-    def count(self) -> int:
-        return self.object_list.order_by()[: COUNT_CAP + 1].count()
+class TokenPage:
+    """One page of a token list, read before its total and without it.
+
+    The page reads one row more than it shows, to know whether another page follows. The
+    total of matches is then known for free when the page is the last one; otherwise it is
+    counted up to COUNT_CAP, at once for a plain list (a walk of the organization's index),
+    and in a second request for a text filter (``?count=1``), whose count must read every
+    token name of the list while the page stops after fifty matches.
+    """
+
+    def __init__(self, queryset: ApiTokenQuerySet, number: str | None, *, defer_count: bool):
+        self._queryset = queryset
+        self.number = _page_number(number)
+        bottom = (self.number - 1) * PAGE_SIZE
+        rows = list(queryset[bottom : bottom + PAGE_SIZE + 1])
+        if not rows and self.number > 1:
+            # Past the end (a link from before tokens were deleted): the last page instead.
+            self.number = max(1, -(-min(self.capped_count(), COUNT_CAP) // PAGE_SIZE))
+            bottom = (self.number - 1) * PAGE_SIZE
+            rows = list(queryset[bottom : bottom + PAGE_SIZE + 1])
+        self.has_next = len(rows) > PAGE_SIZE
+        self.object_list = rows[:PAGE_SIZE]
+        self.start_index = bottom + 1 if self.object_list else 0
+        self.end_index = bottom + len(self.object_list)
+        self.count: int | None
+        if not self.has_next:
+            self.count = self.end_index
+        elif defer_count:
+            self.count = None
+        else:
+            self.count = self.capped_count()
+
+    def capped_count(self) -> int:
+        return self.capped_count_of(self._queryset)
+
+    @staticmethod
+    def capped_count_of(queryset: ApiTokenQuerySet) -> int:
+        """Matches counted up to one more than COUNT_CAP."""
+        return queryset.order_by()[: COUNT_CAP + 1].count()
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.object_list)
 
     @property
     def is_capped(self) -> bool:
-        return self.count > COUNT_CAP
+        return self.count is not None and self.count > COUNT_CAP
 
-    def page(self, number: int | str) -> Page[ApiToken]:
-        # Django trims the last page to the count; past the cap the count is not the end.
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        return Page(self.object_list[bottom : bottom + self.per_page], number, self)
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def num_pages(self) -> int | None:
+        if self.count is None or self.is_capped:
+            return None
+        return max(1, -(-self.count // PAGE_SIZE))
 
 
+# The actions a list's Status column offers (when the status and the viewer allow them), in
+# the order shown; each opens the same dialog as on the detail page.
+ROW_ACTIONS = [
+    ("revoke", "Revoke"),
+    ("restore", "Restore"),
+    ("regenerate", "Regenerate"),
+    ("delete", "Delete"),
+]
 USAGE_DAYS = 30
 RECENT_EVENTS = 10
 TOKEN_CHANGED = "token-changed"
@@ -124,6 +181,7 @@ class TokenScopePage:
     list_url: str
     create_url: str
     title: str
+    inactive_url: str = ""
 
     def tokens(self, principal: Principal) -> ApiTokenQuerySet:
         visible = ApiToken.objects.visible_to(principal).filter(scope=self.scope)
@@ -145,6 +203,7 @@ def _organization_page(request: OrganizationRequest) -> TokenScopePage:
         list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
         title="Organization tokens",
+        inactive_url=reverse("tokens:inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -157,6 +216,7 @@ def _personal_page(request: OrganizationRequest) -> TokenScopePage:
         list_url=reverse("tokens:personal-list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:personal-create", kwargs={"org_slug": slug}),
         title="My API tokens",
+        inactive_url=reverse("tokens:personal-inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -178,6 +238,7 @@ def _group_page(request: OrganizationRequest, group: Group) -> TokenScopePage:
         list_url=reverse("tokens:group-detail", kwargs=kwargs),
         create_url=reverse("tokens:group-create", kwargs=kwargs),
         title=group.name,
+        inactive_url=reverse("tokens:group-inactive", kwargs=kwargs),
     )
 
 
@@ -195,6 +256,7 @@ def _page_of_token(request: OrganizationRequest, token: ApiToken) -> TokenScopeP
         list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
         create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
         title="Organization tokens",
+        inactive_url=reverse("tokens:inactive", kwargs={"org_slug": slug}),
     )
 
 
@@ -214,26 +276,68 @@ def organization_home(request: OrganizationRequest) -> HttpResponse:
 
 
 def _render_list(
-    request: OrganizationRequest, page: TokenScopePage, extra: dict[str, Any] | None = None
+    request: HttpRequest,
+    page: TokenScopePage,
+    extra: dict[str, Any] | None = None,
+    *,
+    inactive: bool = False,
 ) -> HttpResponse:
+    """The list of a scope's tokens: the usual one, or the Inactive one (revoked, leaked and
+    expired tokens until cleanup removes them)."""
     now = timezone.now()
-    all_tokens = page.tokens(request.principal)
-    filter_form = TokenFilterForm(request.GET)
+    principal = request.principal
+    all_tokens = page.tokens(principal)
+    filter_form = TokenFilterForm(request.GET, inactive=inactive)
     tokens = filter_form.filter(all_tokens, now).select_related("ip_filter")
-    page_obj = CappedPaginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("count", None)
+    policy = _scope_policy(request.organization, page.scope)
     context = {
         "scope_page": page,
+        "inactive": inactive,
+        "current_url": page.inactive_url if inactive else page.list_url,
+        "row_actions": ROW_ACTIONS,
         "filter_form": filter_form,
-        "page_obj": page_obj,
         "query": query.urlencode(),
-        "has_tokens": page_obj.paginator.count > 0 or all_tokens.listed(now).exists(),
-        "policy": _scope_policy(request.organization, page.scope),
+        "sort_columns": filter_form.sort_columns(request.GET),
+        "policy": policy,
         "count_cap": f"{COUNT_CAP:,}",
         **(extra or {}),
     }
     template = "tokens/token_list.html"
+    if request.GET.get("count") and _is_partial(request):
+        # The second request of a filtered list: the total of matches alone.
+        count = TokenPage.capped_count_of(tokens)
+        number = _page_number(request.GET.get("page"))
+        context.update(
+            count=count,
+            count_is_capped=count > COUNT_CAP,
+            start_index=min((number - 1) * PAGE_SIZE + 1, count),
+            end_index=min(number * PAGE_SIZE, count),
+        )
+        return _vary_on_htmx(render(request, template + "#token-count", context))
+    page_obj = TokenPage(
+        tokens,
+        request.GET.get("page"),
+        # Without JavaScript, the "Count the matching tokens" link asks for the whole page
+        # with its total.
+        defer_count=bool(getattr(filter_form, "cleaned_data", {}).get("q"))
+        and not request.GET.get("count"),
+    )
+    shown = all_tokens.inactive(now) if inactive else all_tokens.current(now)
+    has_tokens = bool(page_obj.object_list) or shown.exists()
+    context.update(
+        page_obj=page_obj,
+        rows=[
+            {"token": token, "actions": allowed_actions(principal, token, policy, now=now)}
+            for token in page_obj
+        ],
+        has_tokens=has_tokens,
+        # An empty main list says where the revoked and expired ones went.
+        has_inactive=not inactive and not has_tokens and all_tokens.inactive(now).exists(),
+        count_url=f"?{query.urlencode()}&page={page_obj.number}&count=1".replace("?&", "?"),
+    )
     if _is_partial(request):
         template += "#token-results"
     return _vary_on_htmx(render(request, template, context))
@@ -253,7 +357,19 @@ def personal_list(request: OrganizationRequest) -> HttpResponse:
 
 @organization_view
 @require_GET
-def group_list(request: OrganizationRequest) -> HttpResponse:
+def token_inactive(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _organization_page(request), inactive=True)
+
+
+@organization_view
+@require_GET
+def personal_inactive(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, _personal_page(request), inactive=True)
+
+
+@organization_view
+@require_GET
+def group_list(request: HttpRequest) -> HttpResponse:
     principal = request.principal
     # Counted by subqueries: a join through the viewer's own membership would count only them.
     members = (
@@ -290,6 +406,13 @@ def group_detail(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     return _render_list(request, _group_page(request, group), {"group": group, "members": members})
 
 
+@organization_view
+@require_GET
+def group_inactive(request: HttpRequest, group_slug: str) -> HttpResponse:
+    group = _administered_group(request, group_slug)
+    return _render_list(request, _group_page(request, group), {"group": group}, inactive=True)
+
+
 # Create ---------------------------------------------------------------------------------------
 
 
@@ -317,6 +440,7 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
                 actor=principal,
                 organization=request.organization,
                 name=data["name"],
+                description=data["description"],
                 scope=page.scope,
                 group=page.group,
                 role=data["role"],
@@ -386,11 +510,15 @@ def _visible_token(request: OrganizationRequest, token_id: int) -> ApiToken:
     )
 
 
-def allowed_actions(principal: Principal, token: ApiToken, policy: ScopePolicy) -> set[str]:
+def allowed_actions(
+    principal: Principal, token: ApiToken, policy: ScopePolicy, *, now: datetime | None = None
+) -> set[str]:
     """The actions to offer on a token: what the access layer lets the person do, within what
     the policy and the token's state allow. The services check all of it again when they run."""
-    status = token.display_status()
+    status = token.display_status(now)
     actions: set[str] = set()
+    if rules.may_manage_token(principal, token, "rename"):
+        actions.add("rename")
     if policy.permission_edits_allowed and rules.may_manage_token(
         principal, token, "change_permissions"
     ):
@@ -514,6 +642,7 @@ class Action:
 
 
 ACTIONS = {
+    "rename": Action("rename", "Edit name and description", RenameForm),
     "edit": Action("edit", "Edit permissions", EditPermissionsForm),
     "addresses": Action("addresses", "Change IP filter and addresses", AddressesForm),
     "regenerate": Action("regenerate", "Regenerate token", RegenerateForm),
@@ -525,6 +654,7 @@ ACTIONS = {
 
 # The console's actions that manage a token, by the access layer's name for them.
 MANAGE_ACTION_OF = {
+    "rename": "rename",
     "edit": "change_permissions",
     "addresses": "change_addresses",
     "regenerate": "regenerate",
@@ -554,6 +684,9 @@ def _action_form(
         return EditPermissionsForm(
             data, scope=token.scope, held=rules.effective_permissions(request.principal), **kwargs
         )
+    if action.name == "rename":
+        kwargs["initial"].update({"name": token.name, "description": token.description})
+        return RenameForm(data, **kwargs)
     if action.name == "regenerate":
         return RegenerateForm(data, max_grace=policy.max_grace, **kwargs)
     if action.name == "addresses":
@@ -583,7 +716,16 @@ def _run_action(
     version = data["version"]
     list_url = _page_of_token(request, token).list_url
     try:
-        if action.name == "edit":
+        if action.name == "rename":
+            updated = services.update_token(
+                actor=principal,
+                token=token,
+                expected_version=version,
+                name=data["name"],
+                description=data["description"],
+            )
+            message = f"{updated.name} is saved."
+        elif action.name == "edit":
             services.update_token_permissions(
                 actor=principal,
                 token=token,
@@ -703,6 +845,7 @@ def _preview_from(form: Any, token: ApiToken) -> dict[str, list[str]]:
     return services.permission_changes(token, role, submitted_permissions(form.data))
 
 
+token_rename = _action_view("rename")
 token_edit_permissions = _action_view("edit")
 token_addresses = _action_view("addresses")
 token_regenerate = _action_view("regenerate")

@@ -6,10 +6,31 @@ before anything is sent, so a crash afterwards loses nothing.
 
 from __future__ import annotations
 
+from functools import cache
+
+from django.db import connection
+
 from orgs.models import AuditEvent, Organization
 from webhooks import events as event_types
 from webhooks import payloads
 from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+@cache
+def _endpoints_sql() -> str:
+    """The active endpoints of an organization, with their patterns. Written once from the
+    model's metadata: it runs with every audit event, and building it through the ORM cost
+    several times what running it does."""
+    quote = connection.ops.quote_name
+    meta = WebhookEndpoint._meta
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"SELECT {column('id')}, {column('events')} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {column('organization')} = %s AND {column('active')} = %s"
+    )
 
 
 def has_endpoints(organization: Organization) -> bool:
@@ -29,11 +50,13 @@ def enqueue_events(events: list[AuditEvent], organization: Organization) -> list
     One indexed query when the organization has no endpoint (the usual case), and one insert
     for all the deliveries otherwise, however many events.
     """
-    endpoints = list(
-        WebhookEndpoint.objects.filter(organization_id=organization.pk, active=True).values_list(
-            "pk", "events"
-        )
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_endpoints_sql(), [organization.pk, True])
+        rows = cursor.fetchall()
+    patterns_of = WebhookEndpoint._meta.get_field("events").from_db_value
+    endpoints = [
+        (endpoint_id, patterns_of(patterns, None, connection)) for endpoint_id, patterns in rows
+    ]
     if not endpoints:
         return []
     deliveries: list[WebhookDelivery] = []

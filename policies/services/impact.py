@@ -330,6 +330,7 @@ class Revoked(ChangeKind):
                     "revoked_at": now,
                     "revoked_reason": f"The security policy no longer allows {scope} tokens.",
                     "revoked_by": actor.user,
+                    "revoked_by_name": actor.name[:150],
                 },
             )
         ]

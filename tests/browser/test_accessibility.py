@@ -237,6 +237,42 @@ def password_change_errors(page, world) -> None:
     page.locator("[aria-invalid=true]").first.wait_for()
 
 
+def inactive_tokens(page, world) -> None:
+    tokens_of_every_status(world)
+    revoked_token(world)
+    page.goto("/o/acme/tokens/inactive/")
+
+
+def sorted_tokens(page, world) -> None:
+    tokens_of_every_status(world)
+    page.goto("/o/acme/tokens/?sort=-expires")
+
+
+def described_token_detail(page, world) -> None:
+    token = issue(
+        world.principal(world.alice),
+        name="Billing backup",
+        description="Nightly dump of the billing database.\nAsk the data team before revoking.",
+        expires_in=timedelta(days=3),
+    ).token
+    page.goto(f"/o/acme/tokens/{token.pk}/")
+
+
+def row_action_dialog(page, world) -> None:
+    tokens_of_every_status(world)
+    page.goto("/o/acme/tokens/")
+    page.get_by_role("button", name="Revoke CI deploy").click()
+    page.locator("dialog[open]").wait_for()
+    wait_for_htmx(page)
+
+
+def expiring_banner(page, world) -> None:
+    carol = world.principal(world.carol)
+    issue(carol, name="Laptop", scope="personal", role="member", expires_in=timedelta(days=2))
+    issue(carol, name="Phone", scope="personal", role="member", expires_in=timedelta(hours=20))
+    page.goto("/o/acme/me/tokens/")
+
+
 def reveal_shown(page, world) -> None:
     reveal(page, world)
     page.locator("dialog[open]").get_by_role("button", name="Show").click()
@@ -291,6 +327,12 @@ PAGES = [
     ConsolePage("organizations", "alice", organizations),
     ConsolePage("organization tokens", "alice", organization_tokens),
     ConsolePage("organization tokens empty", "alice", goto("/o/acme/tokens/")),
+    ConsolePage("inactive tokens", "alice", inactive_tokens),
+    ConsolePage("inactive tokens empty", "alice", goto("/o/acme/tokens/inactive/")),
+    ConsolePage("organization tokens sorted", "alice", sorted_tokens),
+    ConsolePage("row action dialog", "alice", row_action_dialog),
+    ConsolePage("token detail with description", "alice", described_token_detail),
+    ConsolePage("expiring tokens banner", "carol", expiring_banner),
     ConsolePage("create dialog", "alice", create_dialog),
     ConsolePage("create dialog custom", "alice", create_dialog_custom),
     ConsolePage("create dialog errors", "alice", create_dialog_errors),
@@ -304,6 +346,9 @@ PAGES = [
     ConsolePage("revoke dialog", "alice", action_dialog("Revoke")),
     ConsolePage("restore dialog", "alice", action_dialog("Restore", revoked_token)),
     ConsolePage("delete dialog", "alice", action_dialog("Delete")),
+    ConsolePage(
+        "edit name and description dialog", "alice", action_dialog("Edit name and description")
+    ),
     ConsolePage("change addresses dialog", "alice", action_dialog("Change addresses")),
     ConsolePage("groups", "alice", goto("/o/acme/groups/")),
     ConsolePage("group detail", "bob", group_detail),

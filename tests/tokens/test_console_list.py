@@ -72,11 +72,13 @@ def test_a_history_restore_gets_the_whole_page(as_alice, org_admin):
     assert b"<html" in response.content
 
 
-def test_the_status_filter_shows_revoked_tokens(as_alice, org_admin):
+def test_revoked_tokens_leave_the_list_for_the_inactive_one(as_alice, org_admin):
     kept = issue(org_admin, name="Kept")
     revoked = issue(org_admin, name="Gone")
     revoke_token(actor=org_admin, token=revoked.token, reason="leaked")
-    content = as_alice.get("/o/acme/tokens/?status=revoked", **HTMX).content.decode()
+    listed = as_alice.get("/o/acme/tokens/", **HTMX).content.decode()
+    assert "Kept" in listed and "Gone" not in listed
+    content = as_alice.get("/o/acme/tokens/inactive/?status=revoked", **HTMX).content.decode()
     assert "Gone" in content and kept.token.name not in content
     assert 'badge-revoked">Revoked<' in content
 
@@ -192,3 +194,35 @@ def test_a_huge_list_counts_up_to_a_cap_and_says_there_are_more(as_alice, org_ad
     assert "many 4" in content
     narrowed = as_alice.get("/o/acme/tokens/?q=many+4", **HTMX).content.decode()
     assert "1 token" in narrowed and "more than" not in narrowed
+
+
+def test_a_filtered_list_shows_its_page_first_and_counts_the_matches_after(
+    as_alice, org_admin, django_assert_max_num_queries
+):
+    for number in range(55):
+        issue(org_admin, name=f"batch {number:02d}", role="member")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        content = as_alice.get("/o/acme/tokens/?q=batch", **HTMX).content.decode()
+    assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+    assert "batch 49" in content and "batch 50" not in content
+    assert "1–50 of more than 50 tokens" in content
+    assert 'hx-get="?q=batch&amp;page=1&amp;count=1" hx-trigger="load"' in content
+    counted = as_alice.get("/o/acme/tokens/?q=batch&page=1&count=1", **HTMX).content.decode()
+    assert counted.strip().startswith('<p class="result-count" id="token-count"')
+    assert "1–50 of 55 tokens" in counted and "batch" not in counted
+    second = as_alice.get("/o/acme/tokens/?q=batch&page=2", **HTMX).content.decode()
+    assert "51–55 of 55 tokens" in second and "Page 2 of 2" in second
+    # Without JavaScript the link to the count is a whole page that says it.
+    whole = as_alice.get("/o/acme/tokens/?q=batch&page=1&count=1").content.decode()
+    assert "<html" in whole and "1–50 of 55 tokens" in whole and "Page 1 of 2" in whole
+
+
+def test_a_page_number_past_the_end_or_nonsense_shows_a_real_page(as_alice, org_admin):
+    for number in range(3):
+        issue(org_admin, name=f"token {number}", role="member")
+    for page in ("9", "0", "x", "9" * 40):
+        content = as_alice.get(f"/o/acme/tokens/?page={page}").content.decode()
+        assert "token 2" in content and "3 tokens" in content

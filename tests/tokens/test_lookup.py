@@ -57,3 +57,15 @@ def test_a_personal_token_row_carries_its_owners_roles(world, group_admin):
 
 def test_an_unknown_digest_finds_nothing(db):
     assert find_secret(digests(token_format.generate("organization"))) is None
+
+
+def test_authentication_never_reads_a_persons_password_hash(client, member):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    issued = issue(member, scope="personal", role="member")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert response.status_code == 200 and response.json()["name"] == "carol"
+    assert queries.captured_queries  # the lookup, and this first use of the minute
+    assert not any("password" in query["sql"] for query in queries.captured_queries)

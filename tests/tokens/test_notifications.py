@@ -107,17 +107,53 @@ def test_a_new_expiry_after_regeneration_is_reminded_again(frozen, world, org_ad
     assert len(mail.outbox) == 2
 
 
-def test_revoked_expired_personal_and_never_expiring_tokens_are_not_listed(
-    frozen, world, org_admin, member
-):
+def test_revoked_expired_and_never_expiring_tokens_are_not_listed(frozen, world, org_admin, member):
     revoked = issue(org_admin, name="Revoked", expires_in=timedelta(days=3)).token
     revoke_token(actor=org_admin, token=revoked)
     issue(org_admin, name="Forever", expires_at=None)
-    issue(member, scope="personal", role="member", name="Mine", expires_in=timedelta(days=3))
+    mine = issue(member, scope="personal", role="member", name="Mine", expires_in=timedelta(days=3))
+    revoke_token(actor=member, token=mine.token)
+    issue(member, scope="personal", role="member", name="Far", expires_in=timedelta(days=20))
     issue(org_admin, name="Gone soon", expires_in=timedelta(minutes=5))
     frozen.shift(timedelta(minutes=10))
     assert "0 digests, 0 tokens reminded." in notify()
     assert mail.outbox == []
+
+
+def test_owners_hear_about_their_personal_tokens_7_days_and_1_day_before_each_once(
+    frozen, world, org_admin, member
+):
+    token = issue(
+        member, scope="personal", role="member", name="Laptop", expires_in=timedelta(days=10)
+    ).token
+    assert "0 digests" in notify()  # 10 days: no reminder yet for a personal token
+    frozen.shift(timedelta(days=3, hours=1))  # 6 days 23 hours left
+    notify()
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["carol@example.com"]  # the owner, and no admin
+    assert message.subject == "[Keyward] Your API token in Acme Corp expires soon"
+    assert "Laptop" in message.body and token.partial_token in message.body
+    assert f"/o/acme/tokens/{token.pk}/" in message.body
+    notify()
+    assert len(mail.outbox) == 1  # once per threshold
+    frozen.shift(timedelta(days=6, hours=1))  # 22 hours left
+    notify()
+    assert len(mail.outbox) == 2 and "Laptop" in mail.outbox[1].body
+    notify()
+    assert len(mail.outbox) == 2
+    assert OutgoingEmail.objects.filter(purpose="expiry_reminder").count() == 2
+
+
+def test_admins_keep_their_digests_beside_the_owners_reminders(frozen, world, org_admin, member):
+    issue(org_admin, name="Deploy", expires_in=timedelta(days=5))
+    issue(member, scope="personal", role="member", name="Laptop", expires_in=timedelta(days=5))
+    notify()
+    by_recipient = {tuple(message.to): message for message in mail.outbox}
+    assert set(by_recipient) == {("alice@example.com",), ("carol@example.com",)}
+    assert "Deploy" in by_recipient[("alice@example.com",)].body
+    assert "Laptop" not in by_recipient[("alice@example.com",)].body
+    assert "Laptop" in by_recipient[("carol@example.com",)].body
 
 
 def test_dry_run_prints_the_digests_and_sends_and_records_nothing(frozen, world, org_admin):

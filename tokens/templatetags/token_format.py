@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from orgs.durations import format_duration
-from tokens.models import ApiToken, TokenRole
+from tokens.models import ApiToken, TokenRole, TokenStatus
 
 register = template.Library()
 
@@ -23,9 +23,12 @@ _UNITS = (
 
 
 def _amount(delta: timedelta) -> str:
+    # Rounded to the nearest unit, not down: a 3-day token just created expires "in 3 days"
+    # (2 days 23 h 59 min from the moment the page is drawn), as a person counts; a unit is
+    # used from 95% of it on, so 23 h 59 min reads "1 day".
     for size, unit in _UNITS:
-        if delta >= size:
-            count = int(delta / size)
+        if delta >= size * 0.95:
+            count = max(1, int(delta / size + 0.5))
             plural = "s" if count != 1 and unit != "min" else ""
             return f"{count} {unit}{plural}"
     return ""
@@ -105,6 +108,22 @@ def last_use(token: ApiToken) -> str:
     )
 
 
+@register.simple_tag
+def inactive_reason(token: ApiToken) -> str:
+    """Why a token no longer works: ``Revoked 2 days ago by alice: “reason”`` or
+    ``Expired 3 days ago``."""
+    if token.status == TokenStatus.REVOKED and token.revoked_at is not None:
+        by = token.revoked_by_name or "someone"
+        if token.revoked_reason:
+            return format_html(
+                "Revoked {} by {}: “{}”", when(token.revoked_at), by, token.revoked_reason
+            )
+        return format_html("Revoked {} by {}, no reason given", when(token.revoked_at), by)
+    if token.expires_at is not None:
+        return format_html("Expired {}", when(token.expires_at))
+    return ""
+
+
 @register.filter
 def access(token: ApiToken) -> str:
     """``Admin``, ``Member`` or ``5 permissions``."""
@@ -150,6 +169,7 @@ EVENT_LABELS = {
     "token.restored": "Restored",
     "token.deleted": "Deleted",
     "token.renamed": "Renamed",
+    "token.described": "Description changed",
     "token.permissions_changed": "Permissions changed",
 }
 

@@ -21,6 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", required=True, metavar="SLUG", help="The organization.")
         parser.add_argument("--name", required=True, help="Token name, unique in its scope.")
+        parser.add_argument(
+            "--description", default="", help="What the token is for (up to 1,000 characters)."
+        )
         parser.add_argument("--group", metavar="SLUG", help="Issue a group token for this group.")
         access = parser.add_mutually_exclusive_group(required=True)
         access.add_argument("--role", choices=["admin", "member"])
@@ -82,6 +85,7 @@ class Command(BaseCommand):
                 actor=Principal.operator(),
                 organization=organization,
                 name=options["name"],
+                description=options["description"],
                 scope="group" if group else "organization",
                 group=group,
                 role=options["role"] or "custom",

@@ -9,8 +9,8 @@ from django.utils import timezone
 from orgs.models import Organization
 from tokens.notifications import (
     ORGANIZATIONS,
+    PERSONAL_THRESHOLDS,
     THRESHOLDS,
-    NotifyReport,
     due_reminders,
     send_reminders,
 )
@@ -21,10 +21,13 @@ class Command(BaseCommand):
     help = (
         "E-mail one digest per organization to its admins (and per group to the group's admins) "
         "listing organization and group tokens that expire within "
-        f"{', '.join(str(days) for days in THRESHOLDS)} days. Each reminder is sent once per "
-        "threshold; run it daily from cron. The digests are queued in the e-mail outbox and sent "
-        "outside any database transaction. Exit codes: 0 sent (or nothing due), 1 a message "
-        "could not be sent (it stays queued: the next run or `send_email` sends it)."
+        f"{', '.join(str(days) for days in THRESHOLDS)} days, and each person one about their "
+        "own personal tokens that expire within "
+        f"{' and '.join(str(days) for days in PERSONAL_THRESHOLDS)} days. Each reminder is sent "
+        "once per threshold; run it daily from cron. The digests are queued in the e-mail "
+        "outbox and sent outside any database transaction. Exit codes: 0 sent (or nothing "
+        "due), 1 a message could not be sent (it stays queued: the next run or `send_email` "
+        "sends it)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

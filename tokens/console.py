@@ -1,0 +1,43 @@
+"""What every console page of an organization shows about tokens: the banner of those
+expiring soon."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+
+from tokens.models import ApiToken, TokenScope
+
+EXPIRING_WITHIN = timedelta(days=7)
+BANNER_LIMIT = 10
+
+
+def expiring_tokens(principal: Any) -> dict[str, Any]:
+    """The viewer's own tokens and, for admins, those of what they manage (the access layer's
+    visibility) that expire within 7 days, soonest first; others' personal tokens are theirs
+    to renew, so they are left out."""
+    tokens = (
+        ApiToken.objects.visible_to(principal)
+        .expiring_within(EXPIRING_WITHIN, timezone.now())
+        .exclude(Q(scope=TokenScope.PERSONAL) & ~Q(user=principal.user))
+        .select_related("group")
+        .order_by("expires_at", "pk")
+    )
+    shown = list(tokens[: BANNER_LIMIT + 1])
+    return {
+        "tokens": shown[:BANNER_LIMIT],
+        "more": tokens.count() - BANNER_LIMIT if len(shown) > BANNER_LIMIT else 0,
+    }
+
+
+def expiring_tokens_banner(request: HttpRequest) -> dict[str, Any]:
+    """Context for base.html's banner; queried only when a full page draws it."""
+    principal = getattr(request, "principal", None)
+    if principal is None or getattr(request, "organization", None) is None:
+        return {}
+    return {"expiring": SimpleLazyObject(lambda: expiring_tokens(principal))}
