@@ -97,6 +97,8 @@ class BearerTokenAuth(HttpAuthBase):
     def __call__(self, request: HttpRequest) -> Any:
         result = authenticate(request.headers.get("Authorization"), client_address(request))
         principal = result.principal
+        # Bearer authentication: the principal always carries its token.
+        assert principal.token is not None
         # For the response, whatever it turns out to be (config.middleware sets the header).
         request.keyward_token_expires_at = principal.token.expires_at  # type: ignore[attr-defined]
         if self.permission is not None:

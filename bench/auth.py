@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     rounds = 10
     for _ in range(rounds):
         health += timed(lambda: client.get("/api/v1/health"), args.requests // rounds)
-        me += timed(lambda: client.get("/api/v1/me", **header), args.requests // rounds)
+        me += timed(lambda: client.get("/api/v1/me", headers=header), args.requests // rounds)
 
     with CaptureQueriesContext(connection) as queries:
         for _ in range(100):

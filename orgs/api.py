@@ -254,13 +254,15 @@ def me(request: HttpRequest) -> dict[str, Any]:
     # Built from what authentication already loaded, as plain data: the response schema
     # validates it once (model instances here would be validated twice).
     principal = principal_of(request)
-    token = principal.token
+    token, user = principal.token, principal.user
+    # Bearer authentication: a token, and the user it acts as.
+    assert token is not None and user is not None
     organization = token.organization
     group = token.group if token.group_id else None
     return {
-        "user_id": principal.user.pk,
-        "kind": principal.user.kind,
-        "name": principal.user.name,
+        "user_id": user.pk,
+        "kind": user.kind,
+        "name": user.name,
         "token_id": token.pk,
         "scope": token.scope,
         "organization": {

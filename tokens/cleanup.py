@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from access.errors import DomainError
 from orgs import audit
+from orgs.columns import concrete_field
 from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
@@ -257,10 +258,10 @@ def _quoted(model: type[models.Model], field: str | None = None) -> str:
     quote = connection.ops.quote_name
     if field is None:
         return quote(model._meta.db_table)
-    return quote(model._meta.get_field(field).column)
+    return quote(concrete_field(model, field).column)
 
 
-def _id_list(ids: list[int]) -> tuple[str, list]:
+def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
     """``column <this>`` matching any of ``ids``: one array parameter on PostgreSQL (one plan
     whatever the batch size), a list of parameters elsewhere."""
     if connection.vendor == "postgresql":
@@ -313,6 +314,7 @@ def _delete_tokens(token_ids: list[int]) -> int:
     with connection.cursor() as cursor:
         for relation in relations:
             model = relation.related_model
+            assert not isinstance(model, str)  # "self" is resolved once the apps are loaded
             if model._meta.db_table in cascaded:
                 continue
             cursor.execute(
@@ -324,7 +326,8 @@ def _delete_tokens(token_ids: list[int]) -> int:
             f"DELETE FROM {_quoted(ApiToken)} WHERE {_quoted(ApiToken, 'id')} {matching}",  # noqa: S608
             parameters,
         )
-        return cursor.rowcount
+        deleted_tokens: int = cursor.rowcount
+        return deleted_tokens
 
 
 def _deactivate_technical_users(users: dict[int, int]) -> Counter[int]:

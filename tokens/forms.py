@@ -98,11 +98,13 @@ class TokenFilterForm(forms.Form):
         label="Sort by",
     )
 
-    def __init__(self, *args: object, inactive: bool = False, **kwargs: object) -> None:
+    def __init__(self, *args: Any, inactive: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.inactive = inactive
         if inactive:
-            self.fields["status"].choices = INACTIVE_STATUS_CHOICES
+            status = self.fields["status"]
+            assert isinstance(status, forms.ChoiceField)
+            status.choices = INACTIVE_STATUS_CHOICES
 
     def filter(self, queryset: ApiTokenQuerySet, now: datetime) -> ApiTokenQuerySet:
         """Apply the valid parts of the filter and the sort to the list's tokens."""

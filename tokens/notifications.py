@@ -75,7 +75,7 @@ class Digest:
             )
             footer = "Each token is listed once per reminder: 30, 7 and 1 days before it expires."
         lines = [intro, ""]
-        for reminder in sorted(self.reminders, key=lambda item: item.token.expires_at):
+        for reminder in sorted(self.reminders, key=lambda item: item.expires_at):
             token = reminder.token
             left = reminder.expires_at - now
             days = max(left.days, 0)
@@ -176,6 +176,8 @@ def due_reminders(*, now: datetime, organization: Organization | None = None) ->
     )
     due = []
     for token in tokens:
+        if token.expires_at is None:  # expires_at__lte above leaves out tokens without one
+            continue
         threshold = _threshold(token.expires_at, now, _thresholds_of(token))
         if threshold is not None and (token.pk, threshold, token.expires_at) not in sent:
             due.append(DueReminder(token, threshold, token.expires_at))

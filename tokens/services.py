@@ -23,6 +23,7 @@ from access import catalog, rules
 from access.errors import NotFound, PolicyViolation, VersionConflict
 from access.principal import Principal
 from orgs import audit, names
+from orgs.columns import concrete_field
 from orgs.models import Group, Organization, User, UserKind
 from orgs.principals import Principal as LoadedPrincipal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -86,8 +87,9 @@ def _scope_policy_sql(field: str) -> str:
     security = SecurityPolicy._meta
     return (
         f"SELECT p.* FROM {quote(ScopePolicy._meta.db_table)} p "  # noqa: S608 (metadata)
-        f"JOIN {quote(security.db_table)} s ON s.{quote(security.get_field(field).column)} = p.id "
-        f"WHERE s.{quote(security.get_field('organization').column)} = %s"
+        f"JOIN {quote(security.db_table)} s "
+        f"ON s.{quote(concrete_field(SecurityPolicy, field).column)} = p.id "
+        f"WHERE s.{quote(concrete_field(SecurityPolicy, 'organization').column)} = %s"
     )
 
 

@@ -7,6 +7,7 @@ request the named partial of that same page. Every token is looked up through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -107,7 +108,7 @@ class TokenPage:
         """Matches counted up to one more than COUNT_CAP."""
         return queryset.order_by()[: COUNT_CAP + 1].count()
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[ApiToken]:
         return iter(self.object_list)
 
     @property
@@ -276,7 +277,7 @@ def organization_home(request: OrganizationRequest) -> HttpResponse:
 
 
 def _render_list(
-    request: HttpRequest,
+    request: OrganizationRequest,
     page: TokenScopePage,
     extra: dict[str, Any] | None = None,
     *,
@@ -357,19 +358,19 @@ def personal_list(request: OrganizationRequest) -> HttpResponse:
 
 @organization_view
 @require_GET
-def token_inactive(request: HttpRequest) -> HttpResponse:
+def token_inactive(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _organization_page(request), inactive=True)
 
 
 @organization_view
 @require_GET
-def personal_inactive(request: HttpRequest) -> HttpResponse:
+def personal_inactive(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _personal_page(request), inactive=True)
 
 
 @organization_view
 @require_GET
-def group_list(request: HttpRequest) -> HttpResponse:
+def group_list(request: OrganizationRequest) -> HttpResponse:
     principal = request.principal
     # Counted by subqueries: a join through the viewer's own membership would count only them.
     members = (
@@ -408,7 +409,7 @@ def group_detail(request: OrganizationRequest, group_slug: str) -> HttpResponse:
 
 @organization_view
 @require_GET
-def group_inactive(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_inactive(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     return _render_list(request, _group_page(request, group), {"group": group}, inactive=True)
 

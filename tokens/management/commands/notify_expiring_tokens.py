@@ -11,6 +11,7 @@ from tokens.notifications import (
     ORGANIZATIONS,
     PERSONAL_THRESHOLDS,
     THRESHOLDS,
+    NotifyReport,
     due_reminders,
     send_reminders,
 )
