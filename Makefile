@@ -35,11 +35,15 @@ run: demo
 	@echo "Keyward console: $(KEYWARD_CONSOLE_URL)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(STAMP)
+# Lint and types first: a change that breaks them fails before the suite runs.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff's rules and formatting, and mypy with django-stubs (configured in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.all

@@ -96,7 +96,8 @@ class Principal:
         without listing them: ask ``manages_group``)."""
         if self.token_scope == catalog.GROUP:
             assert self.token is not None
-            return frozenset({self.token.group_id})
+            group_id = self.token.group_id
+            return frozenset() if group_id is None else frozenset({group_id})
         return frozenset(
             group_id for group_id, role in self.group_roles.items() if role == catalog.ADMIN_ROLE
         )

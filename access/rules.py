@@ -224,8 +224,7 @@ def require_not_weaker_than_token_set(
     change over the whole organization): each distinct grant (kind, role, permissions) is
     compared once; the principal's own personal tokens, whose grant is capped by the owner's
     rights, one by one. Only a refusal reads the tokens, to name the first of them."""
-    user_id = principal.user.pk if principal.user is not None else None
-    owned = tokens.filter(scope=catalog.PERSONAL, user_id=user_id)
+    owned = tokens.filter(scope=catalog.PERSONAL, user=principal.user)
     others = tokens.exclude(pk__in=owned.values("pk"))
     grants = others.order_by().values_list("scope", "role", "permissions").distinct()
     stronger_grants = [

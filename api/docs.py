@@ -56,6 +56,7 @@ def public_docs(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response: HttpResponse
         if _too_many(request):
             response = JsonResponse(
                 {

@@ -22,7 +22,8 @@ from pydantic.alias_generators import to_camel
 
 from access import rules
 from access.errors import Forbidden
-from access.principal import Principal
+from orgs.models import Organization, User
+from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens.auth import authenticate
 
@@ -96,6 +97,8 @@ class BearerTokenAuth(HttpAuthBase):
     def __call__(self, request: HttpRequest) -> Any:
         result = authenticate(request.headers.get("Authorization"), client_address(request))
         principal = result.principal
+        # Bearer authentication: the principal always carries its token.
+        assert principal.token is not None
         # For the response, whatever it turns out to be (config.middleware sets the header).
         request.keyward_token_expires_at = principal.token.expires_at  # type: ignore[attr-defined]
         if self.permission is not None:
@@ -109,7 +112,25 @@ def requires(permission: str | None) -> BearerTokenAuth:
 
 
 def principal_of(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined]
+    """The principal ninja's authentication set on the request (``request.auth``)."""
+    principal = getattr(request, "auth", None)
+    if not isinstance(principal, Principal):
+        raise TypeError("principal_of() needs an operation with bearer or session authentication")
+    return principal
+
+
+def organization_of(principal: Principal) -> Organization:
+    """The organization a bearer token acts in: every token belongs to one."""
+    if principal.organization is None:
+        raise TypeError("organization_of() needs a principal acting in an organization")
+    return principal.organization
+
+
+def person_of(principal: Principal) -> User:
+    """The person behind a principal of ``person()`` authentication (or any token's user)."""
+    if principal.user is None:
+        raise TypeError("person_of() needs a principal with a user")
+    return principal.user
 
 
 def permission_note(permission: str | None) -> str:

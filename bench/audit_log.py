@@ -176,7 +176,11 @@ def seed_events(organization, count: int) -> float:  # noqa: ANN001
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s", [organization.pk])
     meta = AuditEvent._meta
     table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in COLUMNS)
+    # By name or attname ("group" or "group_id"), as get_field finds them.
+    column_of = {
+        key: field.column for field in meta.concrete_fields for key in (field.name, field.attname)
+    }
+    columns = ", ".join(connection.ops.quote_name(column_of[n]) for n in COLUMNS)
     rows = _rows(organization, count, timezone.now())
     started = time.perf_counter()
     if connection.vendor == "postgresql":
@@ -232,6 +236,7 @@ def requests_for(organization, count: int) -> dict[str, tuple[str, dict]]:  # no
         .values_list("id", flat=True)
         .first()
     )
+    assert first_id is not None, "the organization's log was seeded"
     middle = AuditEvent.objects.get(pk=first_id + count // 2, organization=organization)
     cursor = encode_cursor(Position.of(middle))
     return {
@@ -277,6 +282,7 @@ def export_child(slug: str) -> None:
     """Stream the organization's whole export here and print its figures (the parent reads
     this process's peak memory)."""
     setup_django()
+    from django.http import StreamingHttpResponse
     from django.test import Client
 
     from orgs.models import User
@@ -288,6 +294,7 @@ def export_child(slug: str) -> None:
     size = lines = 0
     last = b""
     reported = 0
+    assert isinstance(response, StreamingHttpResponse)
     for chunk in response.streaming_content:
         size += len(chunk)
         lines += chunk.count(b"\n")
@@ -323,6 +330,7 @@ def measure_export(slug: str) -> dict:
         text=True,
     )
     figures = None
+    assert child.stdout is not None  # stdout=PIPE
     for line in child.stdout:
         if line.startswith("PROGRESS "):
             print(f"  export {slug}: {line.removeprefix('PROGRESS ').strip()}", file=sys.stderr)

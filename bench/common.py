@@ -12,7 +12,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def percentile_ms(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
 
 
-def report(name: str, database: str, rows: list[tuple[str, object, str]]) -> dict:
+def report(name: str, database: str, rows: Sequence[tuple[str, object, str]]) -> dict:
     """Print ``(figure, value, goal)`` rows as a table and as one JSON line."""
     width = max(len(figure) for figure, _value, _goal in rows)
     print(f"\n{name} ({database})")

@@ -41,7 +41,7 @@ class FaultProxy:
     def go_down(self) -> None:
         """Refuse new connections and drop every open one, as a stopped server does."""
         self._down = True
-        if getattr(self, "_accept_thread", None) is not None:
+        if self._accept_thread is not None:
             self._accept_thread.join()
             self._accept_thread = None
         with self._lock:
@@ -93,6 +93,7 @@ class FaultProxy:
         try:
             while True:
                 for key, _ in selector.select(timeout=1):
+                    assert isinstance(key.fileobj, socket.socket)  # registered above
                     data = key.fileobj.recv(65536)
                     if not data:
                         return

@@ -69,6 +69,12 @@ def wait_until_up(port: int, seconds: float = 90) -> None:
     raise RuntimeError(f"gunicorn on port {port} did not answer within {seconds} s")
 
 
+class Server(subprocess.Popen[bytes]):
+    """A running gunicorn, and the file it logs to."""
+
+    log_path: str
+
+
 @contextmanager
 def gunicorn(environment: dict[str, str], port: int, *, workers: int = 5, threads: int = 1):
     """The recommended production command (docs/deploy.md), bound to loopback."""
@@ -93,7 +99,7 @@ def gunicorn(environment: dict[str, str], port: int, *, workers: int = 5, thread
     # A file, not a pipe: nobody reads a pipe while the server runs, and workers logging into
     # a full pipe block.
     with tempfile.NamedTemporaryFile("w+", prefix=f"gunicorn-{port}-", suffix=".log") as log:
-        process = subprocess.Popen(
+        process = Server(
             command,
             cwd=ROOT,
             env=environment,

@@ -14,8 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from bench.common import median_ms, report, setup_django, timed
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Delivery throughput: only the first endpoint stays on, with a fresh queue.
     WebhookDelivery.objects.filter(endpoint__organization=hooked).delete()
     first = WebhookEndpoint.objects.filter(organization=hooked).order_by("pk").first()
+    assert first is not None, "the bench created its endpoints above"
     WebhookEndpoint.objects.filter(organization=hooked).exclude(pk=first.pk).update(active=False)
     WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).exclude(endpoint=first).update(
         status=DeliveryStatus.FAILED  # leftovers of an interrupted run are not this run's
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
 
-def _bare_event(organization: object) -> None:
+def _bare_event(organization: Organization) -> None:
     """The same audit event written without the outbox, for comparison."""
     from orgs.models import AuditEvent
 

@@ -168,7 +168,7 @@ def on_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 @api.exception_handler(Forbidden)
 def on_forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
-    extra = {"permission": exc.permission} if exc.permission else {}
+    extra: dict[str, Any] = {"permission": exc.permission} if exc.permission else {}
     return error_response(request, 403, "forbidden", exc.message, **extra)
 
 

@@ -10,7 +10,7 @@ audited (``orgs.admin_site``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
@@ -22,6 +22,9 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 from orgs.models import (
     AuditEvent,
@@ -194,6 +197,13 @@ class GroupInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class _Counts(TypedDict):
+    """What the organization changelist's queryset annotates."""
+
+    member_count: int
+    token_count: int
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ReadOnlyAdmin):
     list_display = ("name", "slug", "member_count", "token_count", "created_at")
@@ -223,11 +233,11 @@ class OrganizationAdmin(ReadOnlyAdmin):
         )
 
     @admin.display(description="members", ordering="member_count")
-    def member_count(self, organization: Organization) -> int:
+    def member_count(self, organization: WithAnnotations[Organization, _Counts]) -> int:
         return organization.member_count
 
     @admin.display(description="tokens", ordering="token_count")
-    def token_count(self, organization: Organization) -> int:
+    def token_count(self, organization: WithAnnotations[Organization, _Counts]) -> int:
         return organization.token_count
 
 

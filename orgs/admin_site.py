@@ -12,6 +12,7 @@ password typed wrong there counts towards the sign-in lockout.
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.contrib import admin
 from django.contrib.admin import helpers
@@ -53,7 +54,11 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
 
 
 def operator(request: HttpRequest) -> Principal:
-    return Principal.operator(user=request.user, address=client_address(request))
+    """The staff user acting in admin (admin lets no one else in)."""
+    user = request.user
+    return Principal.operator(
+        user=user if isinstance(user, User) else None, address=client_address(request)
+    )
 
 
 def _organization_of(obj: models.Model) -> Organization | None:
@@ -76,6 +81,13 @@ def record(request: HttpRequest, action: str, obj: models.Model, changes: dict[s
     )
 
 
+# What get_object found, per request (and per object), until log_change compares with it; kept
+# beside the request rather than on it, and gone with it.
+_before_by_request: WeakKeyDictionary[HttpRequest, dict[tuple[str, str], dict[str, Any]]] = (
+    WeakKeyDictionary()
+)
+
+
 class Audited(admin.ModelAdmin):
     """The base of every ModelAdmin on the Keyward admin site (see ``KeywardAdminSite.register``).
 
@@ -86,9 +98,7 @@ class Audited(admin.ModelAdmin):
     """
 
     def _before(self, request: HttpRequest) -> dict[tuple[str, str], dict[str, Any]]:
-        if not hasattr(request, "_keyward_admin_before"):
-            request._keyward_admin_before = {}  # type: ignore[attr-defined]
-        return request._keyward_admin_before  # type: ignore[attr-defined]
+        return _before_by_request.setdefault(request, {})
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         obj = super().get_object(request, object_id, from_field)
@@ -121,9 +131,10 @@ class Audited(admin.ModelAdmin):
         objects = list(queryset)
         for obj in objects:
             record(request, "admin.deleted", obj, audit.diff(snapshot(obj), {}))
-        return super().log_deletions(request, objects)
+        # The queryset's rows were read above (and cached): Django logs the same objects.
+        return super().log_deletions(request, queryset)
 
-    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponseBase | None:
+    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
         action = request.POST.get("action", "")
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         across = request.POST.get("select_across") == "1"
@@ -168,9 +179,10 @@ class KeywardAdminSite(admin.AdminSite):
                     model["name"] = "Staff permission groups"
         return app_list
 
-    def password_change(
+    # Django's own answers a redirect once the password is changed; its stub says TemplateResponse.
+    def password_change(  # type: ignore[override]
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
+    ) -> HttpResponseBase:
         from orgs.views import PasswordChangeView
 
         request.current_app = self.name

@@ -254,13 +254,15 @@ def me(request: HttpRequest) -> dict[str, Any]:
     # Built from what authentication already loaded, as plain data: the response schema
     # validates it once (model instances here would be validated twice).
     principal = principal_of(request)
-    token = principal.token
+    token, user = principal.token, principal.user
+    # Bearer authentication: a token, and the user it acts as.
+    assert token is not None and user is not None
     organization = token.organization
     group = token.group if token.group_id else None
     return {
-        "user_id": principal.user.pk,
-        "kind": principal.user.kind,
-        "name": principal.user.name,
+        "user_id": user.pk,
+        "kind": user.kind,
+        "name": user.name,
         "token_id": token.pk,
         "scope": token.scope,
         "organization": {
@@ -350,7 +352,7 @@ def _audit_filter(filters: AuditFilters) -> EventFilter:
         if not filters.action
         else audit_log.by_actions(audit_log.actions_matching(filters.action)),
         objects=None
-        if filters.object_type is None
+        if filters.object_type is None or filters.object_id is None  # both or neither (above)
         else audit_log.by_objects([(filters.object_type, filters.object_id)]),
         groups=None if filters.group_id is None else audit_log.by_group_ids([filters.group_id]),
         since=since,

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from access.principal import Principal as AccessPrincipal
 from orgs.models import AuditEvent, Organization, User
-from orgs.principals import Principal
 
 
 def describe(value: Any) -> Any:
@@ -45,7 +44,7 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, A
 
 def record(
     *,
-    actor: Principal,
+    actor: AccessPrincipal,
     action: str,
     organization: Organization | None,
     object_type: str,

@@ -307,6 +307,7 @@ class AuditLog:
     ) -> EventPage:
         """A page of ``size`` events, newest first: the newest, those just older than
         ``before``, or those just newer than ``after``."""
+        reference: Position | None
         if after is not None:
             rows = self._read(position=after, newer=True, limit=size + 1)
             if len(rows) <= size:
@@ -397,7 +398,8 @@ def _merged_sql(
     """The SQL of _merge_keys. Written by hand because Django refuses LIMIT inside the parts
     of a UNION on SQLite; each part is the branch's own compiled query, so its parameters
     stay bound."""
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     for index, branch in enumerate(branches):
         sql, part_params = branch.values_list("occurred_at", "id")[:limit].query.sql_with_params()
         parts.append(f"SELECT * FROM ({sql}) AS part_{index}")  # noqa: S608

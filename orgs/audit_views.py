@@ -28,6 +28,7 @@ from django.http import (
     QueryDict,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -36,7 +37,7 @@ from access import rules, visibility
 from orgs import audit_log
 from orgs import exports as audit_exports
 from orgs.audit_log import AuditLog, EventFilter, InvalidCursor, Position
-from orgs.console import is_partial, organization_view, render_page_or_partial
+from orgs.console import OrganizationRequest, is_partial, organization_view, render_page_or_partial
 from orgs.models import AuditEvent, AuditExport, Group, Organization, OrganizationMembership
 from orgs.principals import Principal
 
@@ -125,11 +126,14 @@ class AuditFilterForm(forms.Form):
         self, *args: Any, actions: list[str], groups: list[tuple[int, str]], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = action_choices(actions)
-        self.fields["group"].choices = [("", "Any group")] + groups
+        action, group = self.fields["action"], self.fields["group"]
+        assert isinstance(action, forms.ChoiceField) and isinstance(group, forms.ChoiceField)
+        action.choices = action_choices(actions)
+        group.choices = [("", "Any group"), *groups]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
             self.add_error("until", "The end date is before the start date.")
@@ -333,8 +337,8 @@ def filtered_log(
     return form, AuditLog(events, event_filter)
 
 
-def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, AuditLog]:
-    return filtered_log(request.principal, request.organization, request.GET)  # type: ignore[attr-defined]
+def _filtered(request: OrganizationRequest) -> tuple[AuditFilterForm, AuditLog]:
+    return filtered_log(request.principal, request.organization, request.GET)
 
 
 def _query(base: QueryDict, **extra: str) -> str:
@@ -353,7 +357,7 @@ def _position(request: HttpRequest, name: str) -> Position | None:
 
 @require_GET
 @organization_view
-def log(request: HttpRequest) -> HttpResponse:
+def log(request: OrganizationRequest) -> HttpResponse:
     """The organization's audit log, newest first, filtered, one page at a time by cursor."""
     form, events = _filtered(request)
     partial = is_partial(request)
@@ -443,18 +447,20 @@ def csv_lines(events: AuditLog) -> Iterator[str]:
 
 @require_GET
 @organization_view
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: OrganizationRequest) -> HttpResponseBase:
     """The filtered events as CSV (all pages, newest first), streamed; the last line is
     ``# end of export: N events``."""
     form, events = _filtered(request)
     if form.is_bound and form.errors:
-        message = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        message = "; ".join(
+            f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
+        )
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     limit = settings.KEYWARD_EXPORT_STREAM_LIMIT
     if events.capped_count(limit) > limit:
         # Too long to stream before a server's request timeout cuts it: offer to prepare it.
         return _exports_page(request, offer_query=_query(request.GET)[1:])
-    organization = request.organization  # type: ignore[attr-defined]
+    organization = request.organization
     response = StreamingHttpResponse(csv_lines(events), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().astimezone(UTC).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = (
@@ -463,8 +469,8 @@ def export(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _exports_page(request: HttpRequest, offer_query: str | None = None) -> HttpResponse:
-    principal: Principal = request.principal  # type: ignore[attr-defined]
+def _exports_page(request: OrganizationRequest, offer_query: str | None = None) -> HttpResponse:
+    principal: Principal = request.principal
     mine = AuditExport.objects.visible_to(principal).order_by("-created_at", "-id")[:20]
     context = {
         "section": "audit",
@@ -478,14 +484,14 @@ def _exports_page(request: HttpRequest, offer_query: str | None = None) -> HttpR
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def exports(request: HttpRequest) -> HttpResponse:
+def exports(request: OrganizationRequest) -> HttpResponse:
     """The person's audit exports prepared in the background; POST asks for one."""
-    visible_events(request.principal)  # type: ignore[attr-defined]
+    visible_events(request.principal)
     if request.method == "POST":
         try:
             audit_exports.request_export(
-                actor=request.principal,  # type: ignore[attr-defined]
-                organization=request.organization,  # type: ignore[attr-defined]
+                actor=request.principal,
+                organization=request.organization,
                 query=request.POST.get("query", ""),
             )
         except ValidationError as error:
@@ -494,17 +500,17 @@ def exports(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, "The export is being prepared; it appears here when it is ready."
             )
-        return redirect("audit:exports", org_slug=request.organization.slug)  # type: ignore[attr-defined]
+        return redirect("audit:exports", org_slug=request.organization.slug)
     return _exports_page(request)
 
 
 @require_GET
 @organization_view
-def export_download(request: HttpRequest, export_id: int) -> HttpResponse:
+def export_download(request: OrganizationRequest, export_id: int) -> HttpResponseBase:
     """A prepared export's file, for the person who asked for it, until it expires."""
-    visible_events(request.principal)  # type: ignore[attr-defined]
+    visible_events(request.principal)
     export = get_object_or_404(
-        AuditExport.objects.visible_to(request.principal),  # type: ignore[attr-defined]
+        AuditExport.objects.visible_to(request.principal),
         pk=export_id,
         status="ready",
         expires_at__gt=timezone.now(),

@@ -4,22 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
+from django_htmx.middleware import HtmxDetails
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound
-from orgs.models import Organization
+from orgs.models import Organization, User
 from orgs.principals import Principal
 from policies.addresses import client_address
 
 
-def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+class SignedInRequest(HttpRequest):
+    """A request that ``login_required`` let through: its user is a person, not anonymous.
+    (For type checking: at run time it is Django's HttpRequest.)"""
+
+    user: User
+    htmx: HtmxDetails  # django-htmx's middleware sets it on every request
+
+
+class OrganizationRequest(SignedInRequest):
+    """A request as ``organization_view`` hands it to a view: a signed-in person, the
+    organization of the URL, and the principal acting in it."""
+
+    organization: Organization
+    principal: Principal
+
+
+def organization_view(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
     """Resolve ``org_slug`` to an organization the signed-in person belongs to (else 404), set
     ``request.organization`` and ``request.principal`` for the view, and answer the domain
     errors a view lets through: NotFound is a 404 page, Forbidden a 403 page with its reason.
@@ -28,14 +48,16 @@ def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # login_required let only a signed-in person through; the attributes are set here.
+        request = cast(OrganizationRequest, request)
         organization = Organization.objects.filter(
             slug=org_slug, memberships__user=request.user
         ).first()
         if organization is None:
             raise Http404("No such organization.")
-        request.organization = organization  # type: ignore[attr-defined]
-        request.principal = Principal.for_member(  # type: ignore[attr-defined]
+        request.organization = organization
+        request.principal = Principal.for_member(
             request.user, organization, address=client_address(request)
         )
         try:
@@ -51,7 +73,7 @@ def organization_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 def is_partial(request: HttpRequest) -> bool:
     """An HTMX request that wants a fragment (a history restore wants the whole page)."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def render_page_or_partial(

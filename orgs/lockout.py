@@ -15,7 +15,7 @@ towards the same lockout (``record_password_failure``).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
@@ -58,33 +58,42 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, *args, **kwargs)
 
 
+class AxesRequest(HttpRequest):
+    """A request after axes' ``update_request`` (its middleware, or ``lockout_response``):
+    the attributes axes sets, for type checking."""
+
+    axes_ip_address: str
+    axes_locked_out: bool
+    axes_credentials: dict[str, Any] | None
+
+
 class LockoutHandler(AxesDatabaseHandler):
     """Axes' database handler with a ceiling of failures per address, over all accounts."""
 
-    def _recent(self, request: HttpRequest) -> Any:
+    def _recent(self, request: AxesRequest) -> Any:
         return AccessAttempt.objects.filter(
             ip_address=request.axes_ip_address,
             attempt_time__gte=get_cool_off_threshold(request),
         )
 
-    def address_failures(self, request: HttpRequest) -> int:
+    def address_failures(self, request: AxesRequest) -> int:
         total = self._recent(request).aggregate(total=Sum("failures_since_start"))["total"]
         return total or 0
 
-    def address_locked(self, request: HttpRequest) -> bool:
+    def address_locked(self, request: AxesRequest) -> bool:
         return self.address_failures(request) >= settings.KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT
 
     def pair_locked(self, request: HttpRequest, credentials: dict[str, Any] | None) -> bool:
         return super().is_locked(request, credentials)
 
-    def is_locked(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> bool:
+    def is_locked(self, request: AxesRequest, credentials: dict[str, Any] | None = None) -> bool:
         return self.pair_locked(request, credentials) or self.address_locked(request)
 
     def user_login_failed(
         self,
         sender: Any,
         credentials: dict[str, Any],
-        request: HttpRequest | None = None,
+        request: AxesRequest | None = None,
         **kwargs: Any,
     ) -> None:
         if request is None:
@@ -94,7 +103,7 @@ class LockoutHandler(AxesDatabaseHandler):
             request.axes_locked_out = True
             request.axes_credentials = credentials
 
-    def locked_until(self, request: HttpRequest, credentials: dict[str, Any] | None) -> datetime:
+    def locked_until(self, request: AxesRequest, credentials: dict[str, Any] | None) -> datetime:
         """When the lock ends: the cool-off after the last failure that keeps it."""
         recent = self._recent(request)
         if self.pair_locked(request, credentials):
@@ -142,7 +151,7 @@ def lockout_response(
     429 and Retry-After. The same for every username, existing or not."""
     now = timezone.now()
     AxesProxyHandler.update_request(request)
-    until = _handler().locked_until(request, credentials)
+    until = _handler().locked_until(cast(AxesRequest, request), credentials)
     message = retry_message(until, now)
     if request.user.is_authenticated:
         from orgs.views import password_change_form  # the page's form, without a cycle

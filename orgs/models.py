@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
@@ -26,7 +26,7 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
-class KeywardUserManager(UserManager):
+class KeywardUserManager(UserManager["User"]):
     def humans(self) -> models.QuerySet[User]:
         return self.filter(kind=UserKind.HUMAN)
 
@@ -40,7 +40,7 @@ class User(AbstractUser):
     kind = models.CharField(max_length=10, choices=UserKind.choices, default=UserKind.HUMAN)
     display_name = models.CharField(max_length=150, blank=True)
 
-    objects = KeywardUserManager()
+    objects: ClassVar[KeywardUserManager] = KeywardUserManager()
 
     class Meta:
         constraints = [

@@ -12,7 +12,6 @@ from ninja import Field, Path, Query, Router
 from pydantic import ConfigDict
 
 from access.errors import NotFound
-from access.principal import Principal
 from api.support import (
     MAX_ID,
     MAX_VERSION,
@@ -21,6 +20,7 @@ from api.support import (
     Page,
     Paging,
     api_fields,
+    organization_of,
     paginate,
     permission_note,
     principal_of,
@@ -28,6 +28,7 @@ from api.support import (
     responses,
 )
 from orgs.models import Group, GroupMembership, OrganizationMembership
+from orgs.principals import Principal
 from people import services
 from people.invitations_api import InvitationOut, create_invitation
 
@@ -68,7 +69,7 @@ class OrganizationPatchIn(InputSchema):
     model_config = ConfigDict(json_schema_extra={"examples": [{"version": 2, "name": "Acme"}]})
 
 
-MEMBER_EXAMPLE = {
+MEMBER_EXAMPLE: dict[str, Any] = {
     "userId": 7,
     "username": "alice",
     "name": "Alice Liddell",
@@ -271,7 +272,7 @@ def _get_group_member(principal: Principal, group_id: int, user_id: int) -> Grou
 
 
 def _organization_out(principal: Principal) -> dict[str, Any]:
-    organization = principal.organization
+    organization = organization_of(principal)
     organization.refresh_from_db()
     return {
         "id": organization.pk,
@@ -313,8 +314,8 @@ def update_organization(request: HttpRequest, payload: OrganizationPatchIn) -> d
     principal = principal_of(request)
     services.rename_organization(
         actor=principal,
-        organization=principal.organization,
-        name=principal.organization.name if payload.name is None else payload.name,
+        organization=organization_of(principal),
+        name=organization_of(principal).name if payload.name is None else payload.name,
         expected_version=payload.version,
     )
     return _organization_out(principal)
@@ -458,7 +459,10 @@ def list_groups(
 def create_group(request: HttpRequest, payload: GroupCreateIn) -> Any:
     principal = principal_of(request)
     group = services.create_group(
-        actor=principal, organization=principal.organization, slug=payload.slug, name=payload.name
+        actor=principal,
+        organization=organization_of(principal),
+        slug=payload.slug,
+        name=payload.name,
     )
     return 201, group
 

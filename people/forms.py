@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -9,6 +11,13 @@ from django.core.validators import validate_email
 from orgs.models import Role
 
 ROLE_CHOICES = [(Role.MEMBER, "Member"), (Role.ADMIN, "Admin")]
+
+
+class Addressee(TypedDict, total=False):
+    """Whom ``people.services.invite`` invites: one of the two."""
+
+    email: str
+    username: str
 
 
 class InviteForm(forms.Form):
@@ -23,7 +32,7 @@ class InviteForm(forms.Form):
     def clean_addressee(self) -> str:
         return self.cleaned_data["addressee"].strip()
 
-    def addressee_fields(self) -> dict[str, str]:
+    def addressee_fields(self) -> Addressee:
         """``{"email": ...}`` or ``{"username": ...}`` for the service."""
         addressee = self.cleaned_data["addressee"]
         try:

@@ -14,7 +14,6 @@ from pydantic import ConfigDict, model_validator
 
 from access import rules
 from access.errors import NotFound
-from access.principal import Principal
 from api.support import (
     MAX_ID,
     MAX_VERSION,
@@ -22,13 +21,16 @@ from api.support import (
     InputSchema,
     Page,
     Paging,
+    organization_of,
     paginate,
     permission_note,
     person,
+    person_of,
     principal_of,
     requires,
     responses,
 )
+from orgs.principals import Principal
 from people import services
 from people.models import Invitation
 
@@ -200,7 +202,7 @@ def _organizations_invitation(principal: Principal, invitation_id: int) -> Invit
 
 
 def _received(principal: Principal, invitation_id: int) -> Invitation:
-    invitation = Invitation.objects.received(principal.user, invitation_id)
+    invitation = Invitation.objects.received(person_of(principal), invitation_id)
     if invitation is None:
         raise NotFound("No such invitation.")
     return invitation
@@ -211,7 +213,7 @@ def create_invitation(
 ) -> Any:
     invitation = services.invite(
         actor=principal,
-        organization=principal.organization,
+        organization=organization_of(principal),
         email=email or "",
         username=username or "",
         role=role,
@@ -308,7 +310,9 @@ def my_invitations(
     request: HttpRequest, filters: Query[ReceivedFilters], paging: Query[Paging]
 ) -> dict[str, Any]:
     principal = principal_of(request)
-    invitations = Invitation.objects.addressed_to(principal.user).select_related("organization")
+    invitations = Invitation.objects.addressed_to(person_of(principal)).select_related(
+        "organization"
+    )
     if filters.status:
         invitations = invitations.with_status(filters.status, timezone.now())
     page = paginate(invitations.order_by("-created_at", "-pk"), paging)

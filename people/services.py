@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email, validate_slug
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -42,7 +42,10 @@ from tokens import services as token_services
 NAME_MAX_LENGTH = 100
 SLUG_MAX_LENGTH = 50
 
-Versioned = TypeVar("Versioned", bound=models.Model)
+# What _lock reloads: the models of this app's services, each with its version column.
+Versioned = TypeVar(
+    "Versioned", Organization, Group, OrganizationMembership, GroupMembership, Invitation
+)
 
 
 # Helpers -------------------------------------------------------------------------------------
@@ -85,8 +88,8 @@ def _require_visible_group(actor: Principal, group: Group) -> None:
 def _lock(instance: Versioned, expected_version: int | None) -> Versioned:
     """Reload the row under a lock and compare the caller's version with it."""
     try:
-        locked = type(instance).objects.select_for_update().get(pk=instance.pk)
-    except type(instance).DoesNotExist:
+        locked = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+    except ObjectDoesNotExist:
         raise NotFound("Not found.") from None
     if expected_version is not None and locked.version != expected_version:
         raise VersionConflict(locked.version)
@@ -795,6 +798,7 @@ def _answer(
                 {"invitation": [f"This invitation is {invitation.display_status(now)}."]}
             )
         user = actor.user
+        assert user is not None  # require_answer_invitation: the invited person
         organization = invitation.organization
         if accept:
             if OrganizationMembership.objects.filter(organization=organization, user=user).exists():

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access import rules
 from access.errors import NotFound, VersionConflict
-from orgs.console import organization_view
+from orgs.console import OrganizationRequest, SignedInRequest, organization_view
 from orgs.models import OrganizationMembership
 from orgs.principals import Principal
 from people import services
@@ -31,7 +31,7 @@ from tokens.forms import service_errors_to_form
 LISTED_INVITATIONS = 200
 
 
-def _person(request: HttpRequest) -> Principal:
+def _person(request: SignedInRequest) -> Principal:
     """The signed-in person, outside any organization."""
     return Principal(user=request.user, organization=None, address=client_address(request))
 
@@ -45,7 +45,7 @@ def _first_error(error: ValidationError) -> str:
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: SignedInRequest) -> HttpResponse:
     """Go straight into the only organization, unless invitations wait for an answer; otherwise
     let the person choose an organization and answer them."""
     memberships = list(
@@ -66,7 +66,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def my_invitations(request: HttpRequest) -> HttpResponse:
+def my_invitations(request: SignedInRequest) -> HttpResponse:
     now = timezone.now()
     invitations = list(
         Invitation.objects.addressed_to(request.user)
@@ -83,7 +83,7 @@ def my_invitations(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _received(request: HttpRequest, invitation_id: int) -> Invitation:
+def _received(request: SignedInRequest, invitation_id: int) -> Invitation:
     invitation = Invitation.objects.received(request.user, invitation_id)
     if invitation is None:
         raise Http404("No such invitation.")
@@ -92,7 +92,7 @@ def _received(request: HttpRequest, invitation_id: int) -> Invitation:
 
 @login_required
 @require_POST
-def accept_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def accept_invitation(request: SignedInRequest, invitation_id: int) -> HttpResponse:
     invitation = _received(request, invitation_id)
     try:
         services.accept_invitation(actor=_person(request), invitation=invitation)
@@ -110,7 +110,7 @@ def accept_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def decline_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def decline_invitation(request: SignedInRequest, invitation_id: int) -> HttpResponse:
     invitation = _received(request, invitation_id)
     try:
         services.decline_invitation(actor=_person(request), invitation=invitation)
@@ -126,12 +126,12 @@ def decline_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse
 # The organization's People page ----------------------------------------------------------------
 
 
-def _require_people_page(request: HttpRequest) -> None:
+def _require_people_page(request: OrganizationRequest) -> None:
     if not rules.may_read_invitations(request.principal):
         raise PermissionDenied("The People page is for the organization's admins.")
 
 
-def _people_page(request: HttpRequest, **extra: Any) -> HttpResponse:
+def _people_page(request: OrganizationRequest, **extra: Any) -> HttpResponse:
     principal = request.principal
     can_create = rules.may_create_people(
         principal, allowed_by_settings=settings.KEYWARD_ALLOW_ORG_USER_CREATION
@@ -164,14 +164,14 @@ def _people_page(request: HttpRequest, **extra: Any) -> HttpResponse:
 
 @organization_view
 @require_GET
-def people(request: HttpRequest) -> HttpResponse:
+def people(request: OrganizationRequest) -> HttpResponse:
     _require_people_page(request)
     return _people_page(request)
 
 
 @organization_view
 @require_POST
-def invite(request: HttpRequest) -> HttpResponse:
+def invite(request: OrganizationRequest) -> HttpResponse:
     _require_people_page(request)
     form = InviteForm(request.POST)
     if form.is_valid():
@@ -198,7 +198,7 @@ def invite(request: HttpRequest) -> HttpResponse:
 
 @organization_view
 @require_POST
-def withdraw(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def withdraw(request: OrganizationRequest, invitation_id: int) -> HttpResponse:
     _require_people_page(request)
     invitation = Invitation.objects.visible_to(request.principal).filter(pk=invitation_id).first()
     if invitation is None:
@@ -221,7 +221,7 @@ def withdraw(request: HttpRequest, invitation_id: int) -> HttpResponse:
 @sensitive_variables("created")
 @organization_view
 @require_POST
-def create_person(request: HttpRequest) -> HttpResponse:
+def create_person(request: OrganizationRequest) -> HttpResponse:
     _require_people_page(request)
     form = CreatePersonForm(request.POST)
     if form.is_valid():

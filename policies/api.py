@@ -23,6 +23,7 @@ from api.support import (
     Page,
     Paging,
     api_fields,
+    organization_of,
     paginate,
     permission_note,
     principal_of,
@@ -175,7 +176,7 @@ class ScopePolicyOut(CamelSchema):
     )
 
 
-SCOPE_POLICY_EXAMPLE = {
+SCOPE_POLICY_EXAMPLE: dict[str, Any] = {
     "allowed": True,
     "maxLifetime": "30d",
     "expiryRequired": True,
@@ -398,7 +399,7 @@ def _scope_policy_out(scope_policy: ScopePolicy) -> dict[str, Any]:
 def _policy_out(principal: Principal) -> dict[str, Any]:
     policy = SecurityPolicy.objects.select_related(
         "organization_tokens", "group_tokens", "personal_tokens"
-    ).get(organization=principal.organization)
+    ).get(organization=organization_of(principal))
     return {
         "version": policy.version,
         "updated_at": policy.modified_at,
@@ -513,10 +514,10 @@ def create_ip_filter(request: HttpRequest, payload: IpFilterCreateIn) -> Any:
     with api_fields(**FILTER_FIELDS):
         ip_filter = services.create_ip_filter(
             actor=principal,
-            organization=principal.organization,
+            organization=organization_of(principal),
             name=payload.name,
             description=payload.description,
-            rules_text=_rules_text(payload.rules),
+            rules_text="\n".join(payload.rules),
         )
     return 201, _filter_out(ip_filter)
 
@@ -630,7 +631,7 @@ def preview_security_policy(request: HttpRequest, payload: PolicyChangesIn) -> d
     principal = principal_of(request)
     try:
         impact = services.preview_policy_change(
-            actor=principal, organization=principal.organization, changes=_changes(payload)
+            actor=principal, organization=organization_of(principal), changes=_changes(payload)
         )
     except ValidationError as error:
         raise _setting_errors(error) from None
@@ -654,7 +655,7 @@ def update_security_policy(request: HttpRequest, payload: PolicyPatchIn) -> dict
     try:
         services.update_security_policy(
             actor=principal,
-            organization=principal.organization,
+            organization=organization_of(principal),
             changes=_changes(payload),
             expected_version=payload.version,
             expected_impact=payload.expected_impact,

@@ -125,10 +125,12 @@ class ScopePolicyForm(forms.Form):
         "used counts from its creation.",
     )
 
-    def __init__(self, *args: Any, scope: str, filters: Any, **kwargs: Any) -> None:
-        super().__init__(*args, prefix=scope, **kwargs)
+    def __init__(self, data: Any = None, *, scope: str, filters: Any, **kwargs: Any) -> None:
+        super().__init__(data, prefix=scope, **kwargs)
         self.scope = scope
-        self.fields["enforced_ip_filter"].queryset = filters
+        enforced = self.fields["enforced_ip_filter"]
+        assert isinstance(enforced, forms.ModelChoiceField)
+        enforced.queryset = filters
 
     @staticmethod
     def initial_for(scope_policy: ScopePolicy) -> dict[str, Any]:

@@ -139,7 +139,11 @@ class ScopePolicy(models.Model):
             return "The expiry must be in the future."
         latest = self.latest_expiry(now)
         # A minute of slack: a date picked in a form a few seconds ago is still "30 days".
-        if latest is not None and expires_at > latest + timedelta(minutes=1):
+        if (
+            latest is not None
+            and self.max_lifetime is not None  # as latest_expiry says
+            and expires_at > latest + timedelta(minutes=1)
+        ):
             return (
                 f"The security policy allows at most {format_duration(self.max_lifetime)} "
                 f"(until {latest:%Y-%m-%d %H:%M} UTC)."

@@ -115,10 +115,15 @@ def parse_rules(text: str) -> list[Rule]:
         if not line:
             continue
         words = line.split()
-        action = words[0].lower()
-        if action not in ("allow", "deny"):
-            errors.append(RuleError(number, f"starts with {words[0]!r}; use 'allow' or 'deny'"))
-            continue
+        action: Action
+        match words[0].lower():
+            case "allow":
+                action = "allow"
+            case "deny":
+                action = "deny"
+            case _:
+                errors.append(RuleError(number, f"starts with {words[0]!r}; use 'allow' or 'deny'"))
+                continue
         if len(words) != 2:
             errors.append(
                 RuleError(number, f"write '{action} <address|cidr|all>' with exactly one target")
@@ -126,10 +131,10 @@ def parse_rules(text: str) -> list[Rule]:
             continue
         target = words[1]
         if target.lower() == "all":
-            rules.append(Rule(action, None, number))  # type: ignore[arg-type]
+            rules.append(Rule(action, None, number))
             continue
         try:
-            rules.append(Rule(action, parse_network(target), number))  # type: ignore[arg-type]
+            rules.append(Rule(action, parse_network(target), number))
         except ValueError as error:
             errors.append(RuleError(number, str(error)))
     if len(rules) > MAX_RULES:

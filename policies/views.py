@@ -8,41 +8,41 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access import rules
 from access.errors import Forbidden, NotFound, VersionConflict
-from orgs.console import organization_view
+from orgs.console import OrganizationRequest, organization_view
 from policies import rules as ip_rules
 from policies import services
 from policies.forms import AddressTestForm, IpFilterForm, ScopePolicyForm
 from policies.models import SCOPES, IpFilter, SecurityPolicy
 
 
-def _require(request: HttpRequest, allowed: bool, permission: str) -> None:
+def _require(request: OrganizationRequest, allowed: bool, permission: str) -> None:
     """Refuse the page (403) unless the access layer said yes."""
     if not allowed:
         raise PermissionDenied(f"This page needs the permission {permission}.")
 
 
-def _visible_filter(request: HttpRequest, filter_id: int) -> IpFilter:
+def _visible_filter(request: OrganizationRequest, filter_id: int) -> IpFilter:
     return get_object_or_404(
-        IpFilter.objects.visible_to(request.principal).select_related(  # type: ignore[attr-defined]
+        IpFilter.objects.visible_to(request.principal).select_related(
             "organization", "created_by", "modified_by"
         ),
         pk=filter_id,
     )
 
 
-def _policy(request: HttpRequest) -> SecurityPolicy:
+def _policy(request: OrganizationRequest) -> SecurityPolicy:
     return SecurityPolicy.objects.select_related(
         "organization_tokens__enforced_ip_filter",
         "group_tokens__enforced_ip_filter",
         "personal_tokens__enforced_ip_filter",
         "modified_by",
-    ).get(organization=request.organization)  # type: ignore[attr-defined]
+    ).get(organization=request.organization)
 
 
 # IP filters ---------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def _policy(request: HttpRequest) -> SecurityPolicy:
 
 @require_GET
 @organization_view
-def ip_filter_list(request: HttpRequest) -> HttpResponse:
+def ip_filter_list(request: OrganizationRequest) -> HttpResponse:
     _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     policy = _policy(request)
     enforced: dict[int, list[str]] = {}
@@ -58,13 +58,13 @@ def ip_filter_list(request: HttpRequest) -> HttpResponse:
         filter_id = policy.for_scope(scope).enforced_ip_filter_id
         if filter_id is not None:
             enforced.setdefault(filter_id, []).append(scope)
-    filters = list(
-        IpFilter.objects.visible_to(request.principal)  # type: ignore[attr-defined]
+    # Each filter with the scopes whose policy enforces it.
+    filters = [
+        (ip_filter, enforced.get(ip_filter.pk, []))
+        for ip_filter in IpFilter.objects.visible_to(request.principal)
         .annotate(token_count=Count("api_tokens"))
         .order_by("name")
-    )
-    for ip_filter in filters:
-        ip_filter.enforced_on = enforced.get(ip_filter.pk, [])  # type: ignore[attr-defined]
+    ]
     return render(
         request,
         "policies/ip_filter_list.html",
@@ -78,14 +78,14 @@ def ip_filter_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def ip_filter_create(request: HttpRequest) -> HttpResponse:
+def ip_filter_create(request: OrganizationRequest) -> HttpResponse:
     _require(request, rules.may_write_ip_filters(request.principal), "api.ip-filters.write")
     form = IpFilterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             ip_filter = services.create_ip_filter(
-                actor=request.principal,  # type: ignore[attr-defined]
-                organization=request.organization,  # type: ignore[attr-defined]
+                actor=request.principal,
+                organization=request.organization,
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 rules_text=form.cleaned_data["rules_text"],
@@ -96,7 +96,7 @@ def ip_filter_create(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied(error.message) from None
         else:
             messages.success(request, f"IP filter {ip_filter.name} created.")
-            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)  # type: ignore[attr-defined]
+            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
     return render(
         request,
         "policies/ip_filter_form.html",
@@ -106,7 +106,7 @@ def ip_filter_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @organization_view
-def ip_filter_check(request: HttpRequest) -> HttpResponse:
+def ip_filter_check(request: OrganizationRequest) -> HttpResponse:
     """Check rules as they are typed, saving nothing: the editor's per-line errors."""
     _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     form = IpFilterForm(request.POST)
@@ -127,20 +127,20 @@ def ip_filter_check(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @organization_view
-def ip_filter_detail(request: HttpRequest, filter_id: int) -> HttpResponse:
+def ip_filter_detail(request: OrganizationRequest, filter_id: int) -> HttpResponse:
     _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     ip_filter = _visible_filter(request, filter_id)
     return _detail_page(request, ip_filter, AddressTestForm(), decision=None)
 
 
 def _detail_page(
-    request: HttpRequest,
+    request: OrganizationRequest,
     ip_filter: IpFilter,
     test_form: AddressTestForm,
     decision: ip_rules.Decision | None,
     status: int = 200,
 ) -> HttpResponse:
-    use = services.filter_users(ip_filter, request.principal)  # type: ignore[attr-defined]
+    use = services.filter_users(ip_filter, request.principal)
     lines = ip_filter.rules_text.splitlines()
     return render(
         request,
@@ -161,7 +161,7 @@ def _detail_page(
 
 @require_GET
 @organization_view
-def ip_filter_test(request: HttpRequest, filter_id: int) -> HttpResponse:
+def ip_filter_test(request: OrganizationRequest, filter_id: int) -> HttpResponse:
     """Test an address against the filter: allowed or denied, and the line that decided."""
     _require(request, rules.may_read_ip_filters(request.principal), "api.ip-filters.read")
     ip_filter = _visible_filter(request, filter_id)
@@ -176,14 +176,14 @@ def ip_filter_test(request: HttpRequest, filter_id: int) -> HttpResponse:
             for message in error.message_dict.get("address", []):
                 form.add_error("address", message)
     context = {"ip_filter": ip_filter, "test_form": form, "decision": decision}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "policies/ip_filter_detail.html#test-result", context)
     return _detail_page(request, ip_filter, form, decision)
 
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
+def ip_filter_edit(request: OrganizationRequest, filter_id: int) -> HttpResponse:
     _require(request, rules.may_write_ip_filters(request.principal), "api.ip-filters.write")
     ip_filter = _visible_filter(request, filter_id)
     initial = {
@@ -201,7 +201,7 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             ip_filter = services.update_ip_filter(
-                actor=request.principal,  # type: ignore[attr-defined]
+                actor=request.principal,
                 ip_filter=ip_filter,
                 expected_version=form.cleaned_data["expected_version"],
                 name=form.cleaned_data["name"],
@@ -213,12 +213,12 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
         except VersionConflict as error:
             form.add_error(None, error.message)
         except NotFound:
-            return redirect("policies:ip-filter-list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("policies:ip-filter-list", request.organization.slug)
         except Forbidden as error:
             raise PermissionDenied(error.message) from None
         else:
             messages.success(request, f"IP filter {ip_filter.name} saved.")
-            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)  # type: ignore[attr-defined]
+            return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
     return render(
         request,
         "policies/ip_filter_form.html",
@@ -228,14 +228,14 @@ def ip_filter_edit(request: HttpRequest, filter_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
+def ip_filter_delete(request: OrganizationRequest, filter_id: int) -> HttpResponse:
     _require(request, rules.may_delete_ip_filters(request.principal), "api.ip-filters.delete")
     ip_filter = _visible_filter(request, filter_id)
-    use = services.filter_users(ip_filter, request.principal)  # type: ignore[attr-defined]
+    use = services.filter_users(ip_filter, request.principal)
     refusal = ""
     if request.method == "POST":
         try:
-            services.delete_ip_filter(actor=request.principal, ip_filter=ip_filter)  # type: ignore[attr-defined]
+            services.delete_ip_filter(actor=request.principal, ip_filter=ip_filter)
         except services.IpFilterInUse as error:
             use, refusal = error.use, error.summary
         except NotFound:
@@ -244,7 +244,7 @@ def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
             raise PermissionDenied(error.message) from None
         if not refusal:
             messages.success(request, f"IP filter {ip_filter.name} deleted.")
-            return redirect("policies:ip-filter-list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("policies:ip-filter-list", request.organization.slug)
     return render(
         request,
         "policies/ip_filter_delete.html",
@@ -261,9 +261,9 @@ def ip_filter_delete(request: HttpRequest, filter_id: int) -> HttpResponse:
 
 
 def _policy_forms(
-    request: HttpRequest, policy: SecurityPolicy, data: Any = None
+    request: OrganizationRequest, policy: SecurityPolicy, data: Any = None
 ) -> list[ScopePolicyForm]:
-    filters = IpFilter.objects.visible_to(request.principal).order_by("name")  # type: ignore[attr-defined]
+    filters = IpFilter.objects.visible_to(request.principal).order_by("name")
     return [
         ScopePolicyForm(
             data,
@@ -295,7 +295,7 @@ def _attach_errors(forms: list[ScopePolicyForm], error: ValidationError) -> list
 
 
 def _policy_page(
-    request: HttpRequest,
+    request: OrganizationRequest,
     policy: SecurityPolicy,
     forms: list[ScopePolicyForm],
     *,
@@ -318,27 +318,27 @@ def _policy_page(
                 {
                     "field": form[name].auto_id,
                     "text": f"{form.scope.capitalize()} tokens, {str(form[name].label).lower()}: "
-                    + " ".join(messages_),
+                    + " ".join(map(str, messages_)),
                 }
                 for form in forms
                 if form.is_bound
                 for name, messages_ in form.errors.items()
                 if name in form.fields
             ],
-            "has_filters": IpFilter.objects.visible_to(request.principal).exists(),  # type: ignore[attr-defined]
+            "has_filters": IpFilter.objects.visible_to(request.principal).exists(),
         },
     )
 
 
 def _preview(
-    request: HttpRequest, policy: SecurityPolicy, forms: list[ScopePolicyForm]
+    request: OrganizationRequest, policy: SecurityPolicy, forms: list[ScopePolicyForm]
 ) -> tuple[services.PolicyImpact | None, list[str]]:
     if not all(form.is_valid() for form in forms):
         return None, []
     try:
         impact = services.preview_policy_change(
-            actor=request.principal,  # type: ignore[attr-defined]
-            organization=request.organization,  # type: ignore[attr-defined]
+            actor=request.principal,
+            organization=request.organization,
             changes=_changes(forms),
         )
     except ValidationError as error:
@@ -348,7 +348,7 @@ def _preview(
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def policy(request: HttpRequest) -> HttpResponse:
+def policy(request: OrganizationRequest) -> HttpResponse:
     """The security policy per kind of token; POST applies a previewed change."""
     _require(request, rules.may_read_policy(request.principal), "api.security-policies.read")
     if request.method == "POST":
@@ -369,8 +369,8 @@ def policy(request: HttpRequest) -> HttpResponse:
             version = current.version
         try:
             applied = services.update_security_policy(
-                actor=request.principal,  # type: ignore[attr-defined]
-                organization=request.organization,  # type: ignore[attr-defined]
+                actor=request.principal,
+                organization=request.organization,
                 changes=_changes(forms),
                 expected_version=version,
                 expected_impact=request.POST.get("expected_impact") or None,
@@ -394,18 +394,18 @@ def policy(request: HttpRequest) -> HttpResponse:
                     )
             else:
                 messages.info(request, "Nothing changed.")
-            return redirect("policies:policy", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("policies:policy", request.organization.slug)
     impact, preview_errors = _preview(request, _policy(request), forms)
     return _policy_page(request, current, forms, impact=impact, errors=errors + preview_errors)
 
 
 @require_POST
 @organization_view
-def policy_preview(request: HttpRequest) -> HttpResponse:
+def policy_preview(request: OrganizationRequest) -> HttpResponse:
     """What the submitted settings would change, before anything is saved."""
     _require(request, rules.may_change_policy(request.principal), "api.security-policies.write")
     current = _policy(request)
     forms = _policy_forms(request, current, request.POST)
     impact, errors = _preview(request, current, forms)
-    template = "policies/policy.html#impact" if request.htmx else "policies/policy.html"  # type: ignore[attr-defined]
+    template = "policies/policy.html#impact" if request.htmx else "policies/policy.html"
     return _policy_page(request, current, forms, impact=impact, errors=errors, template=template)

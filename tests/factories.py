@@ -26,7 +26,7 @@ OPERATOR = Principal.operator(label="tests")
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-def make_user(username: str | None = None, **fields: object) -> User:
+def make_user(username: str | None = None, **fields: Any) -> User:
     username = username or f"user{next(_sequence)}"
     user = User.objects.create_user(username=username, password=PASSWORD, **fields)
     return user
@@ -55,6 +55,12 @@ def make_group(
     )
     if admin is not None:
         set_group_member(actor=OPERATOR, group=group, user=admin, role=Role.ADMIN)
+    return group
+
+
+def _group_of(group: Group | None) -> Group:
+    """An operator outside any organization issues a group's token: the group says where."""
+    assert group is not None, "give the group an operator issues the token in"
     return group
 
 
@@ -88,7 +94,7 @@ def issue(
         expires_at = timezone.now() + expires_in
     return create_token(
         actor=actor,
-        organization=actor.organization or group.organization,
+        organization=actor.organization or _group_of(group).organization,
         name=name if name is not None else f"token {next(_sequence)}",
         description=description,
         scope=scope,

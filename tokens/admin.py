@@ -11,16 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from access.errors import DomainError
-from orgs.principals import Principal
-from policies.addresses import client_address
+from orgs.admin_site import operator
 from tokens import usage
-from tokens.models import ApiToken, ExpiryReminder, TokenSecret, TokenUsage
+from tokens.models import ApiToken, ApiTokenQuerySet, ExpiryReminder, TokenSecret, TokenUsage
 from tokens.services import delete_token, restore_token, revoke_token
 
 
@@ -38,6 +38,7 @@ class DisplayStatusFilter(admin.SimpleListFilter):
         return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+        assert isinstance(queryset, ApiTokenQuerySet)  # the model's own manager's
         return queryset.with_status(self.value())
 
 
@@ -72,7 +73,7 @@ def _bulk(
     done: str,
 ) -> int:
     """Apply one service to every selected token, each in its own transaction; report."""
-    actor = Principal.operator(user=request.user, address=client_address(request))
+    actor = operator(request)
     succeeded, failures = 0, []
     for token in queryset.select_related(None).only(
         "pk", "name", "partial_token", "scope", "group_id", "organization_id"
@@ -288,7 +289,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             "title": "Delete these tokens?",
             "opts": self.model._meta,
             "tokens": queryset.select_related("organization", "group"),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action": "delete_selected_tokens",
         }
         return TemplateResponse(

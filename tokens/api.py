@@ -22,6 +22,7 @@ from api.support import (
     Page,
     Paging,
     api_fields,
+    organization_of,
     paginate,
     permission_note,
     principal_of,
@@ -251,27 +252,28 @@ class TokenPatchIn(InputSchema):
     )
 
 
+# Defaults by keyword (default=): type checkers read a field's default from that only.
 class RegenerateIn(InputSchema):
     grace_period_seconds: int = Field(
-        0,
+        default=0,
         ge=0,
         le=MAX_GRACE_SECONDS,
         description="How long the old secret keeps working, up to the policy's limit.",
     )
-    version: int | None = Field(None, ge=1, le=MAX_VERSION)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"gracePeriodSeconds": 3600}]})
 
 
 class RevokeIn(InputSchema):
-    reason: str = Field("", max_length=1000)
-    version: int | None = Field(None, ge=1, le=MAX_VERSION)
+    reason: str = Field(default="", max_length=1000)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Leaked in a CI log"}]})
 
 
 class RestoreIn(InputSchema):
-    version: int | None = Field(None, ge=1, le=MAX_VERSION)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"version": 4}]})
 
@@ -540,7 +542,7 @@ def create(request: HttpRequest, response: HttpResponse, payload: TokenCreateIn)
         ip_filter = _filter_of(principal, payload.ip_filter_id)
         issued = create_token(
             actor=principal,
-            organization=principal.organization,
+            organization=organization_of(principal),
             name=payload.name,
             description=payload.description,
             scope=payload.scope,

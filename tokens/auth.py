@@ -180,9 +180,7 @@ def authenticate(
             failures.count(address, now.timestamp())
         logger.info("Bearer authentication refused: %s from %s", failure.reason, address)
         raise
-    wrote = usage_buffer.record(
-        token=principal.token, secret_id=secret.pk, address=address, now=now
-    )
+    wrote = usage_buffer.record(token=secret.token, secret_id=secret.pk, address=address, now=now)
     return Authenticated(principal=principal, wrote_usage=wrote)
 
 
@@ -219,7 +217,7 @@ def _check(found: SecretRow, raw: str, address: str | None, now: datetime) -> Pr
         if token.ip_filter_id is not None or token.allowed_addresses:
             raise AuthenticationFailed("address_unknown", status=403)
     else:
-        if token.ip_filter_id is not None and not token.ip_filter.decide(address).allowed:
+        if token.ip_filter is not None and not token.ip_filter.decide(address).allowed:
             raise AuthenticationFailed("ip_filter", status=403)
         if token.allowed_addresses and not address_in(
             [parse_network(entry) for entry in token.allowed_addresses], address

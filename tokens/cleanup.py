@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from access.errors import DomainError
 from orgs import audit
+from orgs.columns import concrete_field
 from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
@@ -113,7 +115,7 @@ class CleanupReport:
     def total(self, name: str) -> int:
         return sum(getattr(counts, name) for counts in self.by_organization.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "interrupted": self.interrupted,
@@ -199,9 +201,20 @@ def plan(
             "user__kind",
             "user__is_active",
         )
-        for *values, kind, is_active in rows.iterator(chunk_size=chunk_size):
-            deactivates = action == "delete" and kind == UserKind.TECHNICAL and is_active
-            yield PlannedChange(action, reason, *values, deactivates_user=deactivates)
+        for row in rows.iterator(chunk_size=chunk_size):
+            token_id, organization_id, slug, scope, name, partial, since, kind, is_active = row
+            yield PlannedChange(
+                action,
+                reason,
+                token_id,
+                organization_id,
+                slug,
+                scope,
+                name,
+                partial,
+                since,
+                deactivates_user=action == "delete" and kind == UserKind.TECHNICAL and is_active,
+            )
     yield from _policy_plan(criteria, now)
 
 
@@ -267,10 +280,10 @@ def _quoted(model: type[models.Model], field: str | None = None) -> str:
     quote = connection.ops.quote_name
     if field is None:
         return quote(model._meta.db_table)
-    return quote(model._meta.get_field(field).column)
+    return quote(concrete_field(model, field).column)
 
 
-def _id_list(ids: list[int]) -> tuple[str, list]:
+def _id_list(ids: list[int]) -> tuple[str, list[Any]]:
     """``column <this>`` matching any of ``ids``: one array parameter on PostgreSQL (one plan
     whatever the batch size), a list of parameters elsewhere."""
     if connection.vendor == "postgresql":
@@ -323,6 +336,7 @@ def _delete_tokens(token_ids: list[int]) -> int:
     with connection.cursor() as cursor:
         for relation in relations:
             model = relation.related_model
+            assert not isinstance(model, str)  # "self" is resolved once the apps are loaded
             if model._meta.db_table in cascaded:
                 continue
             cursor.execute(
@@ -334,7 +348,8 @@ def _delete_tokens(token_ids: list[int]) -> int:
             f"DELETE FROM {_quoted(ApiToken)} WHERE {_quoted(ApiToken, 'id')} {matching}",  # noqa: S608
             parameters,
         )
-        return cursor.rowcount
+        deleted_tokens: int = cursor.rowcount
+        return deleted_tokens
 
 
 def _deactivate_technical_users(users: dict[int, int]) -> Counter[int]:
@@ -624,7 +639,7 @@ class PurgeReport:
     usernames: list[str] = field(default_factory=list)  # a dry run's list
     interrupted: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "purged": self.purged,

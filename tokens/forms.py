@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
@@ -52,6 +55,13 @@ STATUS_CHOICES = [
 ]
 
 
+def _offer_filters(form: forms.Form, ip_filters: QuerySet[IpFilter]) -> None:
+    """The IP filters the form's ``ip_filter`` field offers (those the actor sees)."""
+    field = form.fields["ip_filter"]
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = ip_filters
+
+
 def service_errors_to_form(form: forms.Form, error: ValidationError) -> None:
     """Put a service's ``ValidationError`` beside the fields it names (else above the form)."""
     for field_name, messages in error.message_dict.items():
@@ -88,11 +98,13 @@ class TokenFilterForm(forms.Form):
         label="Sort by",
     )
 
-    def __init__(self, *args: object, inactive: bool = False, **kwargs: object) -> None:
+    def __init__(self, *args: Any, inactive: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.inactive = inactive
         if inactive:
-            self.fields["status"].choices = INACTIVE_STATUS_CHOICES
+            status = self.fields["status"]
+            assert isinstance(status, forms.ChoiceField)
+            status.choices = INACTIVE_STATUS_CHOICES
 
     def filter(self, queryset: ApiTokenQuerySet, now: datetime) -> ApiTokenQuerySet:
         """Apply the valid parts of the filter and the sort to the list's tokens."""
@@ -191,9 +203,9 @@ class PermissionsMixin(forms.Form):
     def setup_permissions(self, scope: str, held: frozenset[str]) -> None:
         self.scope = scope
         self.held = held
-        self.fields["permissions"].choices = [
-            (name, name) for name in sorted(catalog.valid_in(scope))
-        ]
+        permissions = self.fields["permissions"]
+        assert isinstance(permissions, forms.MultipleChoiceField)
+        permissions.choices = [(name, name) for name in sorted(catalog.valid_in(scope))]
         if self.is_bound and isinstance(self.data, QueryDict):
             # The grid sends one value per resource; the field reads them as one list.
             data = self.data.copy()
@@ -208,7 +220,7 @@ class PermissionsMixin(forms.Form):
             role = TokenRole.CUSTOM
         return catalog.for_role(role, self.scope, picked)
 
-    def permission_grid(self) -> list[dict]:
+    def permission_grid(self) -> list[dict[str, Any]]:
         """One row per resource: its access levels, the one selected, and which may be granted.
 
         A level whose permissions the viewer does not all hold cannot be chosen, unless it is
@@ -256,7 +268,7 @@ class PermissionsMixin(forms.Form):
             )
         return rows
 
-    def role_options(self) -> list[dict]:
+    def role_options(self) -> list[dict[str, Any]]:
         current = self["role"].value()
         return [
             {
@@ -273,7 +285,9 @@ class PermissionsMixin(forms.Form):
 
     def _selected_permissions(self) -> list[str]:
         if self.is_bound:
-            return permission_names(self.data.getlist(self.add_prefix("permissions")))
+            key, data = self.add_prefix("permissions"), self.data
+            names = data.getlist(key) if isinstance(data, MultiValueDict) else data.get(key, [])
+            return permission_names(names)
         return list(self.initial.get("permissions", []))
 
 
@@ -312,19 +326,19 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         scope: str,
         policy: ScopePolicy,
         held: frozenset[str],
-        ip_filters: object,
+        ip_filters: QuerySet[IpFilter],
         now: datetime,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.policy = policy
         self.now = now
         self.setup_permissions(scope, held)
-        self.fields["ip_filter"].queryset = ip_filters
+        _offer_filters(self, ip_filters)
         latest = policy.latest_expiry(now)
         self.latest_expiry = latest
         self.max_lifetime = policy.max_lifetime
@@ -347,7 +361,7 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
                 return choice
         return "duration"
 
-    def expiry_options(self) -> list[dict]:
+    def expiry_options(self) -> list[dict[str, Any]]:
         current = self["expiry"].value()
         options = []
         for value, label in EXPIRY_CHOICES:
@@ -370,8 +384,9 @@ class CreateTokenForm(PermissionsMixin, forms.Form):
         text = self.cleaned_data.get("allowed_addresses") or ""
         return [line.strip() for line in text.splitlines() if line.strip()]
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         choice = data.get("expiry")
         if choice in PRESETS:
             data["expires_at"] = self.now + PRESETS[choice]
@@ -411,7 +426,7 @@ def _largest_unit(span: timedelta) -> tuple[int, str]:
 
 
 class EditPermissionsForm(PermissionsMixin, VersionedForm):
-    def __init__(self, *args: object, scope: str, held: frozenset[str], **kwargs: object) -> None:
+    def __init__(self, *args: Any, scope: str, held: frozenset[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.setup_permissions(scope, held)
 
@@ -421,11 +436,11 @@ class RegenerateForm(VersionedForm):
         choices=GRACE_CHOICES, widget=forms.RadioSelect, initial="0", label="Grace period"
     )
 
-    def __init__(self, *args: object, max_grace: timedelta, **kwargs: object) -> None:
+    def __init__(self, *args: Any, max_grace: timedelta, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_grace = max_grace
 
-    def grace_options(self) -> list[dict]:
+    def grace_options(self) -> list[dict[str, Any]]:
         current = self["grace"].value()
         return [
             {
@@ -481,9 +496,9 @@ class AddressesForm(VersionedForm):
         "empty: any address.",
     )
 
-    def __init__(self, *args: object, ip_filters: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, ip_filters: QuerySet[IpFilter], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["ip_filter"].queryset = ip_filters
+        _offer_filters(self, ip_filters)
 
     def clean_allowed_addresses(self) -> list[str]:
         text = self.cleaned_data.get("allowed_addresses") or ""

@@ -11,11 +11,14 @@ read on this path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.base import ModelState
+from django.db.models.expressions import Col
 
 from orgs.models import Group, GroupMembership, Organization, OrganizationMembership, User
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -48,7 +51,9 @@ class SecretRow:
 
 
 @cache
-def _columns(model: type[models.Model], left_out: frozenset[str]) -> tuple[models.Field, ...]:
+def _columns(
+    model: type[models.Model], left_out: frozenset[str]
+) -> tuple[models.Field[Any, Any], ...]:
     return tuple(
         field
         for field in model._meta.concrete_fields
@@ -64,7 +69,10 @@ def _sql(digest_count: int, vendor: str) -> str:
         return quote(model._meta.db_table)
 
     def column(alias: str, model: type[models.Model], name: str) -> str:
-        return f"{alias}.{quote(model._meta.get_field(name).column)}"
+        field = model._meta.get_field(name)
+        if not isinstance(field, models.Field):
+            raise TypeError(f"{model.__name__}.{name} is not a column")
+        return f"{alias}.{quote(field.column)}"
 
     selected = [
         f"{alias}.{quote(field.column)}"
@@ -108,18 +116,26 @@ def _sql(digest_count: int, vendor: str) -> str:
     )
 
 
+# Per position in a table's columns: the converters to apply, and the column they apply to.
+_Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Col], ...]
+# (alias, model, nullable join, attribute names, converters): how to read one table's columns.
+_Reader = tuple[str, type[models.Model], bool, tuple[str, ...], _Converters]
+
+
 @cache
-def _readers(vendor: str) -> tuple[tuple, ...]:
+def _readers(vendor: str) -> tuple[_Reader, ...]:
     """Per table: (alias, model, nullable, attribute names, converters by position) where
     converters are those the ORM would apply (e.g. SQLite datetimes, JSON)."""
-    readers = []
+    readers: list[_Reader] = []
     for alias, model, nullable, left_out in _TABLES:
         fields = _columns(model, left_out)
-        converters = []
+        converters: list[tuple[int, tuple[Callable[..., Any], ...], Col]] = []
         for position, field in enumerate(fields):
             expression = field.get_col(model._meta.db_table)
+            # The column's converters are its field's (the ORM asks the column the same way).
             found = tuple(
-                connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
+                connection.ops.get_db_converters(expression)
+                + expression.get_db_converters(connection)
             )
             if found:
                 converters.append((position, found, expression))
@@ -130,7 +146,7 @@ def _readers(vendor: str) -> tuple[tuple, ...]:
 
 
 def _instance(
-    model: type[models.Model], attnames: tuple[str, ...], values: list, database: str
+    model: type[models.Model], attnames: tuple[str, ...], values: list[Any], database: str
 ) -> models.Model:
     """A model instance as ``from_db`` makes it, fields not selected deferred, without running
     ``__init__`` (its signals and per-field work cost more than the query on this path)."""
@@ -169,7 +185,9 @@ def find_secret(digests: list[str]) -> SecretRow | None:
             values[index] = value
         instances[alias] = _instance(model, attnames, values, database.alias)
     owner_role, owner_is_group_admin = row[position], row[position + 1]
-    secret, token = instances["s"], instances["t"]
+    # Neither join is nullable: both instances are there.
+    secret = cast(TokenSecret, instances["s"])
+    token = cast(ApiToken, instances["t"])
     # The related objects are cached as select_related would cache them.
     fields_cache = token._state.fields_cache
     fields_cache["user"] = instances["u"]
@@ -179,7 +197,7 @@ def find_secret(digests: list[str]) -> SecretRow | None:
     secret._state.fields_cache["token"] = token
     return SecretRow(
         secret=secret,
-        scope_policy=instances["p"],
+        scope_policy=cast(ScopePolicy, instances["p"]),
         owner_role=owner_role,
         owner_is_group_admin=bool(owner_is_group_admin),
     )

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -32,6 +33,7 @@ PERSONAL_THRESHOLDS = (7, 1)
 class DueReminder:
     token: ApiToken
     threshold_days: int
+    expires_at: datetime  # the token's expiry this reminder is for
 
 
 @dataclass
@@ -73,15 +75,15 @@ class Digest:
             )
             footer = "Each token is listed once per reminder: 30, 7 and 1 days before it expires."
         lines = [intro, ""]
-        for reminder in sorted(self.reminders, key=lambda item: item.token.expires_at):
+        for reminder in sorted(self.reminders, key=lambda item: item.expires_at):
             token = reminder.token
-            left = token.expires_at - now
+            left = reminder.expires_at - now
             days = max(left.days, 0)
             when = f"in {days} day{'s' if days != 1 else ''}" if days else "within a day"
-            group = f", group {token.group.name}" if token.group_id else ""
+            group = f", group {token.group.name}" if token.group is not None else ""
             lines.append(
                 f"- {token.name} ({token.partial_token}), {token.scope} token{group}: expires "
-                f"{token.expires_at:%Y-%m-%d %H:%M} UTC ({when})"
+                f"{reminder.expires_at:%Y-%m-%d %H:%M} UTC ({when})"
             )
             lines.append(f"  {console_link(token)}")
         lines += ["", footer]
@@ -106,7 +108,7 @@ class NotifyReport:
     def tokens_reminded(self) -> int:
         return len({r.token.pk for digest in self.digests for r in digest.reminders})
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "digests": [
@@ -121,7 +123,7 @@ class NotifyReport:
                             "id": reminder.token.pk,
                             "name": reminder.token.name,
                             "partial_token": reminder.token.partial_token,
-                            "expires_at": reminder.token.expires_at.isoformat(),
+                            "expires_at": reminder.expires_at.isoformat(),
                             "threshold_days": reminder.threshold_days,
                         }
                         for reminder in digest.reminders
@@ -166,21 +168,23 @@ def due_reminders(*, now: datetime, organization: Organization | None = None) ->
     )
     if organization is not None:
         tokens = tokens.filter(organization=organization)
-    tokens = list(tokens)
+    expiring = list(tokens)
     sent = set(
-        ExpiryReminder.objects.filter(token__in=tokens).values_list(
+        ExpiryReminder.objects.filter(token__in=expiring).values_list(
             "token_id", "threshold_days", "expires_at"
         )
     )
     due = []
     for token in tokens:
+        if token.expires_at is None:  # expires_at__lte above leaves out tokens without one
+            continue
         threshold = _threshold(token.expires_at, now, _thresholds_of(token))
         if threshold is not None and (token.pk, threshold, token.expires_at) not in sent:
-            due.append(DueReminder(token, threshold))
+            due.append(DueReminder(token, threshold, token.expires_at))
     return due
 
 
-def _addresses(memberships: Iterable) -> list[str]:
+def _addresses(memberships: Iterable[OrganizationMembership | GroupMembership]) -> list[str]:
     return sorted({m.user.email for m in memberships if m.user.email and m.user.is_active})
 
 
@@ -197,16 +201,16 @@ def build_digests(due: list[DueReminder]) -> list[Digest]:
         by_org[reminder.token.organization_id].append(reminder)
         if reminder.token.group_id:
             by_group[reminder.token.group_id].append(reminder)
-    org_admins: dict[int, list] = defaultdict(list)
+    org_admins: dict[int, list[OrganizationMembership]] = defaultdict(list)
     for membership in OrganizationMembership.objects.filter(
         organization_id__in=list(by_org), role=Role.ADMIN
     ).select_related("user"):
         org_admins[membership.organization_id].append(membership)
-    group_admins: dict[int, list] = defaultdict(list)
-    for membership in GroupMembership.objects.filter(
+    group_admins: dict[int, list[GroupMembership]] = defaultdict(list)
+    for group_membership in GroupMembership.objects.filter(
         group_id__in=list(by_group), role=Role.ADMIN
     ).select_related("user"):
-        group_admins[membership.group_id].append(membership)
+        group_admins[group_membership.group_id].append(group_membership)
 
     digests = []
     for reminders in by_org.values():
@@ -214,6 +218,7 @@ def build_digests(due: list[DueReminder]) -> list[Digest]:
         digests.append(Digest(organization, _addresses(org_admins[organization.pk]), reminders))
     for group_id, reminders in by_group.items():
         token = reminders[0].token
+        assert token.group is not None  # by_group holds group tokens only
         digests.append(
             Digest(
                 token.organization,
@@ -237,7 +242,7 @@ def _claim(reminders: list[DueReminder], now: datetime) -> None:
             ExpiryReminder(
                 token=reminder.token,
                 threshold_days=reminder.threshold_days,
-                expires_at=reminder.token.expires_at,
+                expires_at=reminder.expires_at,
                 sent_at=now,
             )
             for reminder in reminders

@@ -23,6 +23,7 @@ from access import catalog, rules
 from access.errors import NotFound, PolicyViolation, VersionConflict
 from access.principal import Principal
 from orgs import audit, names
+from orgs.columns import concrete_field
 from orgs.models import Group, Organization, User, UserKind
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
@@ -85,8 +86,9 @@ def _scope_policy_sql(field: str) -> str:
     security = SecurityPolicy._meta
     return (
         f"SELECT p.* FROM {quote(ScopePolicy._meta.db_table)} p "  # noqa: S608 (metadata)
-        f"JOIN {quote(security.db_table)} s ON s.{quote(security.get_field(field).column)} = p.id "
-        f"WHERE s.{quote(security.get_field('organization').column)} = %s"
+        f"JOIN {quote(security.db_table)} s "
+        f"ON s.{quote(concrete_field(SecurityPolicy, field).column)} = p.id "
+        f"WHERE s.{quote(concrete_field(SecurityPolicy, 'organization').column)} = %s"
     )
 
 
@@ -115,7 +117,9 @@ def _snapshot(token: ApiToken) -> dict[str, Any]:
     }
 
 
-def _record(actor: Principal, action: str, token: ApiToken, changes: dict | None = None) -> None:
+def _record(
+    actor: Principal, action: str, token: ApiToken, changes: dict[str, Any] | None = None
+) -> None:
     audit.record(
         actor=actor,
         action=action,
@@ -292,7 +296,7 @@ def _clean_addresses(
             "The security policy does not let tokens carry their own IP filter or addresses."
         )
     from_policy = False
-    if policy.enforced_ip_filter_id is not None:
+    if policy.enforced_ip_filter is not None:
         if (
             policy.custom_ip_allowed
             and ip_filter is not None
@@ -987,11 +991,18 @@ def _rewritten_fields(rewrites: list[PolicyRewrite]) -> dict[str, Case]:
     return {
         name: Case(
             *whens,
-            default=F(ApiToken._meta.get_field(name).attname),
+            default=F(_attname(name)),
             output_field=_output_field(name),
         )
         for name, whens in cases.items()
     }
+
+
+def _attname(name: str) -> str:
+    """The column attribute of one of the token's concrete fields."""
+    field = ApiToken._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field.attname
 
 
 def _output_field(name: str) -> Any:

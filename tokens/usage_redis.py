@@ -14,6 +14,7 @@ with the throttle, so a hung Redis costs one request one timeout per backoff, no
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -166,7 +167,8 @@ class RedisUsageBuffer(UsageBuffer):
         if not self._available():
             return {}
         try:
-            return self._redis.hgetall(self._key(token_id))
+            # The client decodes responses (decode_responses=True): keys and values are str.
+            return cast(dict[str, str], self._redis.hgetall(self._key(token_id)))
         except redis.RedisError as error:
             self._failed(error)
             return {}

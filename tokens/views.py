@@ -7,6 +7,7 @@ request the named partial of that same page. Every token is looked up through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
-from orgs.console import organization_view
+from orgs.console import OrganizationRequest, organization_view
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -108,7 +109,7 @@ class TokenPage:
         """Matches counted up to one more than COUNT_CAP."""
         return queryset.order_by()[: COUNT_CAP + 1].count()
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[ApiToken]:
         return iter(self.object_list)
 
     @property
@@ -151,7 +152,7 @@ CLOSE_DIALOG = "close-dialog"
 def _is_partial(request: HttpRequest) -> bool:
     """An HTMX request that wants a fragment (a history restore wants the whole page)."""
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
@@ -193,7 +194,7 @@ class TokenScopePage:
         return visible
 
 
-def _organization_page(request: HttpRequest) -> TokenScopePage:
+def _organization_page(request: OrganizationRequest) -> TokenScopePage:
     if not rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION):
         raise PermissionDenied("Organization tokens are managed by the organization's admins.")
     slug = request.organization.slug
@@ -208,7 +209,7 @@ def _organization_page(request: HttpRequest) -> TokenScopePage:
     )
 
 
-def _personal_page(request: HttpRequest) -> TokenScopePage:
+def _personal_page(request: OrganizationRequest) -> TokenScopePage:
     slug = request.organization.slug
     return TokenScopePage(
         scope=TokenScope.PERSONAL,
@@ -221,7 +222,7 @@ def _personal_page(request: HttpRequest) -> TokenScopePage:
     )
 
 
-def _administered_group(request: HttpRequest, group_slug: str) -> Group:
+def _administered_group(request: OrganizationRequest, group_slug: str) -> Group:
     """The group, if the person administers it (or its organization); 404 if they are not in
     it, 403 if they are in it without being one of its admins."""
     group = get_object_or_404(Group.objects.visible_to(request.principal), slug=group_slug)
@@ -230,7 +231,7 @@ def _administered_group(request: HttpRequest, group_slug: str) -> Group:
     return group
 
 
-def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
+def _group_page(request: OrganizationRequest, group: Group) -> TokenScopePage:
     kwargs = {"org_slug": request.organization.slug, "group_slug": group.slug}
     return TokenScopePage(
         scope=TokenScope.GROUP,
@@ -243,9 +244,9 @@ def _group_page(request: HttpRequest, group: Group) -> TokenScopePage:
     )
 
 
-def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
+def _page_of_token(request: OrganizationRequest, token: ApiToken) -> TokenScopePage:
     """The list a token belongs to, for breadcrumbs and where to go after deleting it."""
-    if token.scope == TokenScope.GROUP:
+    if token.scope == TokenScope.GROUP and token.group is not None:
         return _group_page(request, token.group)
     if token.scope == TokenScope.PERSONAL and token.user_id == request.user.pk:
         return _personal_page(request)
@@ -266,7 +267,7 @@ def _page_of_token(request: HttpRequest, token: ApiToken) -> TokenScopePage:
 
 @organization_view
 @require_GET
-def organization_home(request: HttpRequest) -> HttpResponse:
+def organization_home(request: OrganizationRequest) -> HttpResponse:
     """Send admins to the organization's tokens and everyone else to their own."""
     organization_tokens = rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION)
     target = "tokens:list" if organization_tokens else "tokens:personal-list"
@@ -277,7 +278,7 @@ def organization_home(request: HttpRequest) -> HttpResponse:
 
 
 def _render_list(
-    request: HttpRequest,
+    request: OrganizationRequest,
     page: TokenScopePage,
     extra: dict[str, Any] | None = None,
     *,
@@ -346,31 +347,31 @@ def _render_list(
 
 @organization_view
 @require_GET
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _organization_page(request))
 
 
 @organization_view
 @require_GET
-def personal_list(request: HttpRequest) -> HttpResponse:
+def personal_list(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _personal_page(request))
 
 
 @organization_view
 @require_GET
-def token_inactive(request: HttpRequest) -> HttpResponse:
+def token_inactive(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _organization_page(request), inactive=True)
 
 
 @organization_view
 @require_GET
-def personal_inactive(request: HttpRequest) -> HttpResponse:
+def personal_inactive(request: OrganizationRequest) -> HttpResponse:
     return _render_list(request, _personal_page(request), inactive=True)
 
 
 @organization_view
 @require_GET
-def group_list(request: HttpRequest) -> HttpResponse:
+def group_list(request: OrganizationRequest) -> HttpResponse:
     principal = request.principal
     # Counted by subqueries: a join through the viewer's own membership would count only them.
     members = (
@@ -401,7 +402,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
 
 @organization_view
 @require_GET
-def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_detail(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     members = group.memberships.select_related("user").order_by("role", "user__username")
     return _render_list(request, _group_page(request, group), {"group": group, "members": members})
@@ -409,7 +410,7 @@ def group_detail(request: HttpRequest, group_slug: str) -> HttpResponse:
 
 @organization_view
 @require_GET
-def group_inactive(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_inactive(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     return _render_list(request, _group_page(request, group), {"group": group}, inactive=True)
 
@@ -418,7 +419,7 @@ def group_inactive(request: HttpRequest, group_slug: str) -> HttpResponse:
 
 
 @sensitive_variables("issued")
-def _create(request: HttpRequest, page: TokenScopePage) -> HttpResponse:
+def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
     """The create dialog of one list; on success, the reveal of the new token."""
     now = timezone.now()
     principal = request.principal
@@ -493,7 +494,7 @@ def _replacing(request: HttpRequest, page: TokenScopePage) -> ApiToken | None:
 
 @sensitive_variables()  # every frame below, template rendering included, masked in reports
 def _reveal(
-    request: HttpRequest, template: str, partial: str, context: dict[str, Any]
+    request: OrganizationRequest, template: str, partial: str, context: dict[str, Any]
 ) -> HttpResponse:
     """The one response that carries a secret: never cached, and the lists refresh behind it."""
     if _is_partial(request):
@@ -506,19 +507,19 @@ def _reveal(
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: OrganizationRequest) -> HttpResponse:
     return _create(request, _organization_page(request))
 
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def personal_create(request: HttpRequest) -> HttpResponse:
+def personal_create(request: OrganizationRequest) -> HttpResponse:
     return _create(request, _personal_page(request))
 
 
 @organization_view
 @require_http_methods(["GET", "POST"])
-def group_create(request: HttpRequest, group_slug: str) -> HttpResponse:
+def group_create(request: OrganizationRequest, group_slug: str) -> HttpResponse:
     group = _administered_group(request, group_slug)
     return _create(request, _group_page(request, group))
 
@@ -526,7 +527,7 @@ def group_create(request: HttpRequest, group_slug: str) -> HttpResponse:
 # Detail ---------------------------------------------------------------------------------------
 
 
-def _visible_token(request: HttpRequest, token_id: int) -> ApiToken:
+def _visible_token(request: OrganizationRequest, token_id: int) -> ApiToken:
     return get_object_or_404(
         ApiToken.objects.visible_to(request.principal).select_related(
             "organization", "group", "user", "ip_filter"
@@ -616,7 +617,7 @@ def _permission_table(token: ApiToken) -> list[dict[str, Any]]:
     ]
 
 
-def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
+def _detail_context(request: OrganizationRequest, token: ApiToken) -> dict[str, Any]:
     now = timezone.now()
     policy = _scope_policy(request.organization, token.scope)
     ineffective: list[str] = []
@@ -653,7 +654,7 @@ def _detail_context(request: HttpRequest, token: ApiToken) -> dict[str, Any]:
 
 @organization_view
 @require_GET
-def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_detail(request: OrganizationRequest, token_id: int) -> HttpResponse:
     token = _visible_token(request, token_id)
     template = "tokens/token_detail.html"
     if _is_partial(request):
@@ -694,7 +695,7 @@ MANAGE_ACTION_OF = {
 }
 
 
-def _requested_version(request: HttpRequest, token: ApiToken) -> int:
+def _requested_version(request: OrganizationRequest, token: ApiToken) -> int:
     """The version of the page the person opened the action from (``?version=``)."""
     try:
         version = int(request.GET.get("version", token.version))
@@ -703,7 +704,9 @@ def _requested_version(request: HttpRequest, token: ApiToken) -> int:
     return version if version > 0 else token.version
 
 
-def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: ScopePolicy) -> Any:
+def _action_form(
+    action: Action, request: OrganizationRequest, token: ApiToken, policy: ScopePolicy
+) -> Any:
     data = request.POST if request.method == "POST" else None
     kwargs: dict[str, Any] = {"initial": {"version": _requested_version(request, token)}}
     if action.name == "edit":
@@ -733,7 +736,11 @@ def _action_form(action: Action, request: HttpRequest, token: ApiToken, policy: 
 
 @sensitive_variables("issued")
 def _run_action(
-    action: Action, request: HttpRequest, token: ApiToken, form: Any, context: dict[str, Any]
+    action: Action,
+    request: OrganizationRequest,
+    token: ApiToken,
+    form: Any,
+    context: dict[str, Any],
 ) -> HttpResponseBase | None:
     """Call the service; return the success response, or None with errors on the form."""
     principal = request.principal
@@ -820,7 +827,7 @@ def _action_view(action_name: str) -> Any:
 
     @organization_view
     @require_http_methods(["GET", "POST"])
-    def view(request: HttpRequest, token_id: int) -> HttpResponseBase:
+    def view(request: OrganizationRequest, token_id: int) -> HttpResponseBase:
         token = _visible_token(request, token_id)
         policy = _scope_policy(request.organization, token.scope)
         form = _action_form(action, request, token, policy)
@@ -881,7 +888,7 @@ token_delete = _action_view("delete")
 
 @organization_view
 @require_GET
-def permission_preview(request: HttpRequest, token_id: int) -> HttpResponse:
+def permission_preview(request: OrganizationRequest, token_id: int) -> HttpResponse:
     """What saving the permission editor would add and remove, shown before saving."""
     token = _visible_token(request, token_id)
     role = request.GET.get("role", token.role)

@@ -46,8 +46,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Addres
     """The IPv4 address an IPv6 form carries (mapped, compatible, 6to4, NAT64), and its name."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped, "an IPv4-mapped form of"
-    if address in SIX_TO_FOUR:
-        return address.sixtofour, "a 6to4 form of"  # type: ignore[return-value]
+    if address in SIX_TO_FOUR and address.sixtofour is not None:
+        return address.sixtofour, "a 6to4 form of"
     if address in NAT64_WELL_KNOWN:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "a NAT64 form of"
     if int(address) >> 32 == 0 and int(address) > 1:

@@ -12,8 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from access.errors import DomainError
-from orgs.principals import Principal
-from policies.addresses import client_address
+from orgs.admin_site import operator
 from policies.admin import ReadOnlyAdmin as PolicyReadOnlyAdmin
 from webhooks import services
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -42,7 +41,7 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Turn off selected endpoints", permissions=["change"])
     def turn_off_selected(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
-        actor = Principal.operator(user=request.user, address=client_address(request))
+        actor = operator(request)
         done, failures = 0, []
         for endpoint in queryset:
             try:

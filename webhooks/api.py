@@ -23,6 +23,7 @@ from api.support import (
     Page,
     Paging,
     api_fields,
+    organization_of,
     paginate,
     permission_note,
     principal_of,
@@ -42,7 +43,7 @@ SECRET_NOTE = (
     "Answers the signing secret in `secret` (`whsec_…`), shown this once "
     "(`Cache-Control: no-store`). "
 )
-ENDPOINT_EXAMPLE = {
+ENDPOINT_EXAMPLE: dict[str, Any] = {
     "id": 7,
     "url": "https://siem.example.com/keyward",
     "description": "SIEM",
@@ -57,7 +58,7 @@ ENDPOINT_EXAMPLE = {
     "createdAt": "2026-11-02T09:00:00Z",
     "updatedAt": "2026-11-20T16:20:00Z",
 }
-DELIVERY_EXAMPLE = {
+DELIVERY_EXAMPLE: dict[str, Any] = {
     "id": 981,
     "messageId": "msg_2Xk9vQ0m7L4fJc1pYw8RbA3s",
     "eventType": "token.revoked",
@@ -144,9 +145,12 @@ class WebhookPatchIn(InputSchema):
 
 
 class RotateIn(InputSchema):
-    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Refuse (409) if changed.")
+    # Defaults by keyword: type checkers read a field's default from ``default=`` only.
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="Refuse (409) if changed."
+    )
     overlap_seconds: int = Field(
-        int(services.DEFAULT_OVERLAP.total_seconds()),
+        default=int(services.DEFAULT_OVERLAP.total_seconds()),
         ge=0,
         le=int(services.MAX_OVERLAP.total_seconds()),
         description="How long the old secret keeps signing too (both signatures are sent).",
@@ -340,7 +344,7 @@ def create_webhook(request: HttpRequest, response: HttpResponse, payload: Webhoo
     principal = principal_of(request)
     issued = services.create_endpoint(
         actor=principal,
-        organization=principal.organization,
+        organization=organization_of(principal),
         url=payload.url,
         events=payload.events,
         description=payload.description,

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.datastructures import MultiValueDict
 
 from webhooks import events as event_types
 
@@ -60,7 +61,8 @@ class EndpointForm(forms.Form):
     def chosen(self) -> set[str]:
         """The patterns ticked (as typed, before validation), to redraw the picker."""
         if self.is_bound:
-            return set(self.data.getlist(self.add_prefix("events")))
+            key, data = self.add_prefix("events"), self.data
+            return set(data.getlist(key) if isinstance(data, MultiValueDict) else data.get(key, []))
         return set(self.initial.get("events", []))
 
 

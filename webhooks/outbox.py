@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import connection
+from django.db import connection, models
 
+from orgs.columns import concrete_field
 from orgs.models import AuditEvent, Organization
 from webhooks import events as event_types
 from webhooks import payloads
@@ -25,7 +26,7 @@ def _endpoints_sql() -> str:
     meta = WebhookEndpoint._meta
 
     def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
+        return quote(concrete_field(WebhookEndpoint, name).column)
 
     return (
         f"SELECT {column('id')}, {column('events')} FROM {quote(meta.db_table)} "  # noqa: S608
@@ -53,9 +54,13 @@ def enqueue_events(events: list[AuditEvent], organization: Organization) -> list
     with connection.cursor() as cursor:
         cursor.execute(_endpoints_sql(), [organization.pk, True])
         rows = cursor.fetchall()
-    patterns_of = WebhookEndpoint._meta.get_field("events").from_db_value
+    # The patterns as the ORM reads them: the field's conversion, given the field's column.
+    events_field = WebhookEndpoint._meta.get_field("events")
+    assert isinstance(events_field, models.JSONField)
+    events_column = events_field.get_col(WebhookEndpoint._meta.db_table)
     endpoints = [
-        (endpoint_id, patterns_of(patterns, None, connection)) for endpoint_id, patterns in rows
+        (endpoint_id, events_field.from_db_value(patterns, events_column, connection))
+        for endpoint_id, patterns in rows
     ]
     if not endpoints:
         return []

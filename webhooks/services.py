@@ -190,7 +190,11 @@ def create_endpoint(
         raise ValidationError({"url": ["Give the URL the events are sent to."]})
     if events is None:
         raise ValidationError({"events": ["Choose at least one event type."]})
-    url, patterns, description = _clean(url=url, patterns=events, description=description or "")
+    cleaned_url, patterns, cleaned_description = _clean(
+        url=url, patterns=events, description=description or ""
+    )
+    # _clean gives back each field it was given: all three here.
+    assert cleaned_url is not None and patterns is not None and cleaned_description is not None
     now = now or timezone.now()
     secret = signing.generate_secret()
     with transaction.atomic():
@@ -207,9 +211,9 @@ def create_endpoint(
             )
         endpoint = WebhookEndpoint.objects.create(
             organization=organization,
-            url=url,
+            url=cleaned_url,
             events=patterns,
-            description=description,
+            description=cleaned_description,
             active=bool(active),
             secret_ciphertext=signing.encrypt(secret),
             secret_partial=signing.partial(secret),
@@ -245,8 +249,9 @@ def update_endpoint(
     with transaction.atomic():
         locked = _lock(endpoint, expected_version)
         before = _snapshot(locked)
-        url_changed = url is not None and url != locked.url
-        if url_changed:
+        url_changed = False
+        if url is not None and url != locked.url:
+            url_changed = True
             locked.url = url
             locked.failing_since = None  # a new receiver: the old one's failures are not its
         if patterns is not None:

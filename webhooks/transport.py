@@ -141,14 +141,17 @@ class _Transport(httpx.BaseTransport):
                 target=request.url.raw_path,
             ),
             headers=request.headers.raw,
-            content=request.stream,  # type: ignore[arg-type]
+            content=request.stream,
             extensions=request.extensions,
         )
         response = self._pool.handle_request(core_request)
+        stream = response.stream
+        if not isinstance(stream, typing.Iterable):
+            raise TypeError("a synchronous pool answers with a synchronous stream")
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_ResponseStream(response.stream),  # type: ignore[arg-type]
+            stream=_ResponseStream(stream),
             extensions=response.extensions,
         )
 

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from access import rules
 from access.errors import NotFound, VersionConflict
-from orgs.console import organization_view
+from orgs.console import OrganizationRequest, organization_view
 from webhooks import services
 from webhooks.forms import DeliveryFilterForm, EndpointForm, RotateForm, VersionForm, event_groups
 from webhooks.models import OPEN_STATUSES, DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -31,26 +31,26 @@ from webhooks.models import OPEN_STATUSES, DeliveryStatus, WebhookDelivery, Webh
 DELIVERIES_PER_PAGE = 25
 
 
-def _require(request: HttpRequest, action: str) -> None:
-    if not rules.may_manage_webhooks(request.principal, action):  # type: ignore[attr-defined]
+def _require(request: OrganizationRequest, action: str) -> None:
+    if not rules.may_manage_webhooks(request.principal, action):
         raise PermissionDenied(f"This page needs the permission api.webhooks.{action}.")
 
 
-def _visible_endpoint(request: HttpRequest, endpoint_id: int) -> WebhookEndpoint:
+def _visible_endpoint(request: OrganizationRequest, endpoint_id: int) -> WebhookEndpoint:
     return get_object_or_404(
-        WebhookEndpoint.objects.visible_to(request.principal).select_related(  # type: ignore[attr-defined]
+        WebhookEndpoint.objects.visible_to(request.principal).select_related(
             "organization", "created_by", "modified_by"
         ),
         pk=endpoint_id,
     )
 
 
-def _detail_redirect(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:
-    return redirect("webhooks:detail", request.organization.slug, endpoint.pk)  # type: ignore[attr-defined]
+def _detail_redirect(request: OrganizationRequest, endpoint: WebhookEndpoint) -> HttpResponse:
+    return redirect("webhooks:detail", request.organization.slug, endpoint.pk)
 
 
-def _rights(request: HttpRequest) -> dict[str, bool]:
-    principal = request.principal  # type: ignore[attr-defined]
+def _rights(request: OrganizationRequest) -> dict[str, bool]:
+    principal = request.principal
     return {
         "can_write": rules.may_manage_webhooks(principal, "write"),
         "can_delete": rules.may_manage_webhooks(principal, "delete"),
@@ -59,7 +59,7 @@ def _rights(request: HttpRequest) -> dict[str, bool]:
 
 @sensitive_variables()  # every frame below, template rendering included, masked in reports
 def _reveal(
-    request: HttpRequest, issued: services.IssuedEndpoint, *, rotated: bool
+    request: OrganizationRequest, issued: services.IssuedEndpoint, *, rotated: bool
 ) -> HttpResponse:
     """The one response that carries a signing secret: never cached, never stored."""
     response = render(
@@ -76,10 +76,10 @@ def _reveal(
 
 @require_GET
 @organization_view
-def endpoint_list(request: HttpRequest) -> HttpResponse:
+def endpoint_list(request: OrganizationRequest) -> HttpResponse:
     _require(request, "read")
     endpoints = (
-        WebhookEndpoint.objects.visible_to(request.principal)  # type: ignore[attr-defined]
+        WebhookEndpoint.objects.visible_to(request.principal)
         .annotate(
             open_count=Count("deliveries", filter=Q(deliveries__status__in=OPEN_STATUSES)),
             failed_count=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
@@ -94,7 +94,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 
 def _form_page(
-    request: HttpRequest, form: EndpointForm, endpoint: WebhookEndpoint | None
+    request: OrganizationRequest, form: EndpointForm, endpoint: WebhookEndpoint | None
 ) -> HttpResponse:
     return render(
         request,
@@ -112,7 +112,7 @@ def _form_page(
 @require_http_methods(["GET", "POST"])
 @organization_view
 @sensitive_variables("issued")
-def endpoint_create(request: HttpRequest) -> HttpResponse:
+def endpoint_create(request: OrganizationRequest) -> HttpResponse:
     _require(request, "write")
     form = EndpointForm(
         request.POST if request.method == "POST" else None,
@@ -121,8 +121,8 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             issued = services.create_endpoint(
-                actor=request.principal,  # type: ignore[attr-defined]
-                organization=request.organization,  # type: ignore[attr-defined]
+                actor=request.principal,
+                organization=request.organization,
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"],
                 description=form.cleaned_data["description"],
@@ -137,7 +137,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @organization_view
-def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_detail(request: OrganizationRequest, endpoint_id: int) -> HttpResponse:
     _require(request, "read")
     endpoint = _visible_endpoint(request, endpoint_id)
     filters = DeliveryFilterForm(request.GET or None)
@@ -171,7 +171,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_edit(request: OrganizationRequest, endpoint_id: int) -> HttpResponse:
     _require(request, "write")
     endpoint = _visible_endpoint(request, endpoint_id)
     form = EndpointForm(
@@ -187,7 +187,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             endpoint = services.update_endpoint(
-                actor=request.principal,  # type: ignore[attr-defined]
+                actor=request.principal,
                 endpoint=endpoint,
                 expected_version=form.cleaned_data["expected_version"],
                 url=form.cleaned_data["url"],
@@ -200,7 +200,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         except VersionConflict as error:
             form.add_error(None, error.message)
         except NotFound:
-            return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("webhooks:list", request.organization.slug)
         else:
             messages.success(request, "Webhook endpoint saved.")
             return _detail_redirect(request, endpoint)
@@ -209,14 +209,14 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view
-def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_delete(request: OrganizationRequest, endpoint_id: int) -> HttpResponse:
     _require(request, "delete")
     endpoint = _visible_endpoint(request, endpoint_id)
     form = VersionForm(request.POST or None, initial={"expected_version": endpoint.version})
     if request.method == "POST" and form.is_valid():
         try:
             services.delete_endpoint(
-                actor=request.principal,  # type: ignore[attr-defined]
+                actor=request.principal,
                 endpoint=endpoint,
                 expected_version=form.cleaned_data["expected_version"],
             )
@@ -226,9 +226,9 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             pass  # deleted meanwhile: the list no longer shows it either way
         else:
             messages.success(request, "Webhook endpoint deleted.")
-            return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("webhooks:list", request.organization.slug)
         if not form.errors:
-            return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("webhooks:list", request.organization.slug)
     return render(
         request,
         "webhooks/endpoint_delete.html",
@@ -244,14 +244,14 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @organization_view
 @sensitive_variables("issued")
-def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_rotate(request: OrganizationRequest, endpoint_id: int) -> HttpResponse:
     _require(request, "write")
     endpoint = _visible_endpoint(request, endpoint_id)
     form = RotateForm(request.POST or None, initial={"expected_version": endpoint.version})
     if request.method == "POST" and form.is_valid():
         try:
             issued = services.rotate_secret(
-                actor=request.principal,  # type: ignore[attr-defined]
+                actor=request.principal,
                 endpoint=endpoint,
                 expected_version=form.cleaned_data["expected_version"],
                 overlap=form.overlap_duration(),
@@ -262,7 +262,7 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         except VersionConflict as error:
             form.add_error(None, error.message)
         except NotFound:
-            return redirect("webhooks:list", request.organization.slug)  # type: ignore[attr-defined]
+            return redirect("webhooks:list", request.organization.slug)
         else:
             return _reveal(request, issued, rotated=True)
     return render(
@@ -274,12 +274,12 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @require_POST
 @organization_view
-def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_test(request: OrganizationRequest, endpoint_id: int) -> HttpResponse:
     """Queue a test event; the worker sends it and the deliveries list shows how it went."""
     _require(request, "write")
     endpoint = _visible_endpoint(request, endpoint_id)
     try:
-        services.send_test_event(actor=request.principal, endpoint=endpoint)  # type: ignore[attr-defined]
+        services.send_test_event(actor=request.principal, endpoint=endpoint)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -293,7 +293,7 @@ def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 
 def _visible_delivery(
-    request: HttpRequest, endpoint: WebhookEndpoint, delivery_id: int
+    request: OrganizationRequest, endpoint: WebhookEndpoint, delivery_id: int
 ) -> WebhookDelivery:
     delivery = get_object_or_404(endpoint.deliveries.all(), pk=delivery_id)
     delivery.endpoint = endpoint
@@ -302,7 +302,9 @@ def _visible_delivery(
 
 @require_GET
 @organization_view
-def delivery_detail(request: HttpRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
+def delivery_detail(
+    request: OrganizationRequest, endpoint_id: int, delivery_id: int
+) -> HttpResponse:
     _require(request, "read")
     endpoint = _visible_endpoint(request, endpoint_id)
     delivery = _visible_delivery(request, endpoint, delivery_id)
@@ -327,12 +329,14 @@ def delivery_detail(request: HttpRequest, endpoint_id: int, delivery_id: int) ->
 
 @require_POST
 @organization_view
-def delivery_redeliver(request: HttpRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
+def delivery_redeliver(
+    request: OrganizationRequest, endpoint_id: int, delivery_id: int
+) -> HttpResponse:
     _require(request, "write")
     endpoint = _visible_endpoint(request, endpoint_id)
     delivery = _visible_delivery(request, endpoint, delivery_id)
     try:
-        services.redeliver(actor=request.principal, delivery=delivery)  # type: ignore[attr-defined]
+        services.redeliver(actor=request.principal, delivery=delivery)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     except NotFound:

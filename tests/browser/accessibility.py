@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FloatRect, Page, expect
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING_IMPACTS = {"critical", "serious"}
@@ -120,7 +120,7 @@ def focus_walk(page: Page, limit: int = 150) -> list[str]:
     changes nothing on screen: each is photographed focused, then blurred, and compared."""
     page.emulate_media(reduced_motion="reduce")  # Pico then draws focus rings without a transition
     page.evaluate(_FROM_THE_TOP)
-    unmarked = []
+    unmarked: list[str] = []
     for _ in range(limit):
         page.keyboard.press("Tab")
         focused = page.evaluate(_FOCUSED)
@@ -136,7 +136,7 @@ def focus_walk(page: Page, limit: int = 150) -> list[str]:
             continue
         if not focused["focusVisible"]:
             unmarked.append(f"{focused['label']} (not :focus-visible)")
-        clip = {"x": left, "y": top, "width": right - left, "height": bottom - top}
+        clip: FloatRect = {"x": left, "y": top, "width": right - left, "height": bottom - top}
         with_focus = page.screenshot(clip=clip)
         page.evaluate("window.__kwFocused.blur()")
         without_focus = page.screenshot(clip=clip)

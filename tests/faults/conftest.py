@@ -58,7 +58,11 @@ class RedisThroughProxy:
     def shared_failure_count(self, address: str) -> int:
         """What every instance reads as the address's failures (straight from Redis)."""
         keys = self.direct.keys(f"keyward:*:keyward:auth-failures:{address}")
-        return int(self.direct.get(keys[0])) if keys else 0
+        if not keys:
+            return 0
+        value = self.direct.get(keys[0])
+        assert value is not None, "the counter expired between reading its key and its value"
+        return int(value)
 
     def shared_usage(self, token_id: int) -> dict:
         return self.direct.hgetall(f"{self.namespace}:{{usage}}:t:{token_id}")

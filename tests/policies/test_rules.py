@@ -61,8 +61,8 @@ def test_comments_and_blank_lines_are_skipped_but_keep_line_numbers(lines, noise
 
 garbage = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",),
-        blacklist_characters="\n\r#\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+        exclude_categories=["Cs"],
+        exclude_characters="\n\r#\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
     ),
     min_size=1,
     max_size=40,

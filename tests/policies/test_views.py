@@ -79,6 +79,25 @@ def test_the_list_shows_each_filter_and_what_uses_it(admin_client, org_admin, of
     assert url("ip-filter-create") in page
 
 
+def test_the_list_says_which_kinds_of_token_a_policy_enforces_a_filter_on(
+    admin_client, org_admin, office
+):
+    create_ip_filter(
+        actor=org_admin,
+        organization=org_admin.organization,
+        name="Lab",
+        rules_text="allow 192.0.2.0/24",
+    )
+    update_security_policy(
+        actor=org_admin,
+        organization=org_admin.organization,
+        changes={"personal": {"enforced_ip_filter": office}},
+    )
+    page = " ".join(admin_client.get(url("ip-filter-list")).content.decode().split())
+    assert "enforced on personal tokens" in page
+    assert "not used" in page  # Lab
+
+
 def test_a_member_reads_filters_but_is_not_offered_to_create_one(member_client, office):
     response = member_client.get(url("ip-filter-list"))
     assert response.status_code == 200

@@ -225,8 +225,9 @@ def test_an_unknown_sort_falls_back_to_the_name(as_alice, three):
 
 
 def row_actions(content: str, token: ApiToken) -> set[str]:
-    row = re.search(rf'<tr id="token-{token.pk}">(.*?)</tr>', content, re.S).group(1)
-    return set(re.findall(rf'aria-label="(\w+) {re.escape(token.name)}"', row))
+    found = re.search(rf'<tr id="token-{token.pk}">(.*?)</tr>', content, re.S)
+    assert found is not None, f"no row for {token.name}"
+    return set(re.findall(rf'aria-label="(\w+) {re.escape(token.name)}"', found.group(1)))
 
 
 def test_an_active_token_s_row_offers_revoke_regenerate_and_delete(as_alice, org_admin):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -196,7 +197,7 @@ def event_label(action: str) -> str:
 
 
 @register.filter
-def changed_fields(changes: dict) -> str:
+def changed_fields(changes: dict[str, Any]) -> str:
     """The names of what an audit event changed: ``role, permissions``."""
     hidden = {"grace_seconds"}
     return ", ".join(key.replace("_", " ") for key in changes if key not in hidden)

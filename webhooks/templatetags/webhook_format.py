@@ -10,7 +10,7 @@ from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 register = template.Library()
 
-_DELIVERY_BADGES = {
+_DELIVERY_BADGES: dict[str, tuple[str, str]] = {
     DeliveryStatus.PENDING: ("badge-expired", "Pending"),
     DeliveryStatus.DELIVERING: ("badge-neutral", "Delivering"),
     DeliveryStatus.SUCCEEDED: ("badge-active", "Succeeded"),

@@ -1,5 +1,6 @@
 import json
 import sys
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             "--json", action="store_true", help="Print the summary as one JSON object."
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         older_than = options["older_than"] or retention.retention_period()
         if older_than is None:
             message = (

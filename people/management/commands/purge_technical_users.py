@@ -1,5 +1,6 @@
 import json
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             f"(default {cleanup.DEFAULT_BATCH_SIZE}).",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if not 1 <= options["batch_size"] <= cleanup.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and {cleanup.MAX_BATCH_SIZE}.")
         progress = None

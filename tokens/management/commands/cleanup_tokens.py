@@ -2,6 +2,7 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -9,7 +10,7 @@ from django.utils import timezone
 from orgs.durations import EXIT_INTERRUPTED, duration_argument
 from orgs.models import Organization
 from orgs.principals import Principal
-from tokens import cleanup
+from tokens import cleanup, usage
 from tokens.progress import ProgressBar
 
 
@@ -69,7 +70,7 @@ class Command(BaseCommand):
             "--json", action="store_true", help="Print the summary as one JSON object."
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         batch_size = options["batch_size"]
         if not 1 <= batch_size <= cleanup.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and {cleanup.MAX_BATCH_SIZE}.")
@@ -158,7 +159,7 @@ class Command(BaseCommand):
             f"{summary['revoked_unused']} unused tokens, {words[2]} "
             f"{summary['technical_users_deactivated']} technical users, {words[3]} "
             f"{summary['usage_rows_pruned']} daily usage rows older than "
-            f"{cleanup.usage.RETENTION_DAYS} days."
+            f"{usage.RETENTION_DAYS} days."
         )
         for slug, counts in summary["organizations"].items():
             self.stdout.write(

@@ -1,5 +1,7 @@
 import json
 import sys
+from datetime import datetime
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -9,6 +11,7 @@ from tokens.notifications import (
     ORGANIZATIONS,
     PERSONAL_THRESHOLDS,
     THRESHOLDS,
+    NotifyReport,
     due_reminders,
     send_reminders,
 )
@@ -41,7 +44,7 @@ class Command(BaseCommand):
             help="Print the digests and counts as one JSON object (no bodies).",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         organization = None
         if options["org"]:
             organization = Organization.objects.filter(slug=options["org"]).first()
@@ -68,7 +71,7 @@ class Command(BaseCommand):
                 + "; ".join(report.failures[:5])
             )
 
-    def _print(self, report, now) -> None:  # noqa: ANN001
+    def _print(self, report: NotifyReport, now: datetime) -> None:
         for digest in report.digests:
             verb = "Would send" if report.dry_run else "Queued"
             self.stdout.write(f"{verb} {digest.subject!r} to {', '.join(digest.recipients)}")

@@ -1,5 +1,6 @@
 import signal
 import threading
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             help="How long to wait when nothing is due (default 1).",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
             sent = outbox.deliver_due().sent
             made = worker.deliver_due()

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -12,12 +14,13 @@ class Command(BaseCommand):
         "themselves do not change. Exits 1 if a secret cannot be decrypted with any key."
     )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         done = 0
         for endpoint_id in WebhookEndpoint.objects.values_list("pk", flat=True).iterator():
             with transaction.atomic():
-                endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id)
-                endpoint = endpoint.first()
+                endpoint = (
+                    WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+                )
                 if endpoint is None:
                     continue
                 try:
