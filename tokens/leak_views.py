@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from access import rules
+from orgs.models import User
 from orgs.principals import Principal
 from policies.addresses import client_address
 from tokens import leaks
@@ -46,11 +47,12 @@ class ReportLeakForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def report_leak(request: HttpRequest) -> HttpResponse:
     address = client_address(request)
-    principal = Principal(user=request.user, organization=None, address=address)
+    user = request.user if isinstance(request.user, User) else None
+    principal = Principal(user=user, organization=None, address=address)
     if not rules.may_report_leaks(principal):
         raise PermissionDenied("Sign in to report a leaked token.")
     form = ReportLeakForm(request.POST if request.method == "POST" else None)
-    context: dict = {"form": form}
+    context: dict[str, object] = {"form": form}
     status = 200
     if request.method == "POST" and form.is_valid():
         retry_after = report_limit.retry_after(address)

@@ -51,6 +51,16 @@ EXAMPLE_HASH = "3b1e5c0f9d2a7e84c6b1f0a9d8e7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9
 # Schemas (for the documentation: the body is read raw, since a signature covers its bytes) --
 
 
+REQUEST_EXAMPLE = [
+    {
+        "token": "kwo_…",
+        "type": "keyward_api_token",
+        "url": "https://github.com/octo/app/blob/abc123/.env",
+        "source": "content",
+    }
+]
+
+
 class LeakedTokenIn(Schema):
     token: str = Field(description="The token as found.")
     url: str | None = Field(None, description="Where it was found, if public.")
@@ -204,7 +214,7 @@ def parse_reports(body: bytes) -> list[tuple[leaks.LeakReport, str]]:
             reports.append(
                 (
                     leaks.LeakReport(
-                        token=token, url=item.get("url") or "", source=item.get("source") or ""
+                        token=str(token), url=item.get("url") or "", source=item.get("source") or ""
                     ),
                     kind if isinstance(kind, str) and kind else DEFAULT_TOKEN_TYPE,
                 )
@@ -236,7 +246,7 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
                         "minItems": 1,
                         "maxItems": MAX_ITEMS,
                         "items": LeakedTokenIn.model_json_schema(),
-                        "examples": [LeakedTokenIn.model_config["json_schema_extra"]["examples"]],
+                        "examples": [REQUEST_EXAMPLE],
                     }
                 }
             },

@@ -110,7 +110,10 @@ def revoke_unused_by_policy(
 
 
 def planned(
-    *, now: datetime, organization: Organization | None = None, exclude=None
+    *,
+    now: datetime,
+    organization: Organization | None = None,
+    exclude: QuerySet[ApiToken] | None = None,
 ) -> Iterator[tuple[ApiToken, int]]:
     """The tokens ``revoke_unused_by_policy`` would revoke now, with the days of their setting."""
     for setting in settings_in_force(organization):

@@ -475,7 +475,7 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
     return render(request, template, context)
 
 
-def _replacing(request: HttpRequest, page: TokenScopePage) -> ApiToken | None:
+def _replacing(request: OrganizationRequest, page: TokenScopePage) -> ApiToken | None:
     """The leaked token named by ``?replace=``, if it belongs to this list and the person may
     replace it (404 otherwise, 403 when they see it but may not)."""
     raw = request.GET.get("replace")

@@ -29,7 +29,7 @@ REGEX = blocks("regex")[0].strip()
 GITLEAKS = tomllib.loads(blocks("toml")[0])["rules"][0]
 # The detector's two facts, read without a YAML library (none is among our dependencies).
 TRUFFLEHOG = {
-    "regex": {"token": re.search(r"token: '(.*)'", blocks("yaml")[0]).group(1)},
+    "regex": {"token": re.findall(r"token: '(.*)'", blocks("yaml")[0])[0]},
     "keywords": re.findall(r"^ +- (kw\w+)$", blocks("yaml")[0], flags=re.MULTILINE),
 }
 
@@ -37,7 +37,7 @@ scopes = st.sampled_from(sorted(token_format.PREFIXES))
 real_tokens = st.builds(token_format.generate, scopes)
 # Text around tokens: anything, but a token stands between non-word characters.
 separators = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",)).filter(
+    alphabet=st.characters(exclude_categories=["Cs"]).filter(
         lambda c: not (c.isalnum() or c == "_")
     ),
     min_size=1,

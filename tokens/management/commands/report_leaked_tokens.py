@@ -24,7 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         reports = [
-            leaks.LeakReport(token=line.strip(), url=options["url"], source=options["source"])
+            leaks.LeakReport(
+                token=line.strip(), url=str(options["url"]), source=str(options["source"])
+            )
             for line in sys.stdin
             if line.strip()
         ]
