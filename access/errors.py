@@ -56,6 +56,20 @@ class VersionConflict(DomainError):
         )
 
 
+class TokenLeaked(DomainError):
+    """The token's secret was reported leaked: it is public, so the token never works again
+    (it can only be deleted, and replaced by a new one)."""
+
+    code = "token_leaked"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "This token's secret leaked, so it can never be restored: delete it and create "
+            "a replacement."
+        )
+
+
 def describe(error: ValidationError) -> str:
     """A ValidationError as one line for a command's output: ``field: message; ...``."""
     if hasattr(error, "error_dict"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ValidationError
 
 from access import catalog
-from access.errors import Forbidden, NotFound
+from access.errors import Forbidden, NotFound, TokenLeaked
 from access.principal import Principal
 
 if TYPE_CHECKING:
@@ -260,6 +260,55 @@ def require_revoke_token(principal: Principal, token: ApiToken) -> None:
     require(principal, WRITE_TOKENS)
     if not may_revoke_token(principal, token):
         raise Forbidden("This token is outside what you manage.")
+
+
+# Leaked tokens -------------------------------------------------------------------------------
+
+
+def may_restore_token(principal: Principal, token: ApiToken) -> bool:
+    """Restore is managing the token, and never for a leaked one: its secret is public."""
+    return token.leaked_at is None and may_manage_token(principal, token, "restore")
+
+
+def require_restorable(token: ApiToken) -> None:
+    """Asked after the manage rule, so only someone who could otherwise restore learns why."""
+    if token.leaked_at is not None:
+        raise TokenLeaked()
+
+
+def replacement_refusal(principal: Principal, token: ApiToken) -> str | None:
+    """Why the principal may not create a replacement for this leaked token, or None: creating
+    one like it (same scope, group, role and permissions) within their own rights; a personal
+    token is replaced by its owner only, since the new one is theirs."""
+    if token.leaked_at is None:
+        return "Only a leaked token is replaced; regenerate this one instead."
+    if token.scope == catalog.PERSONAL and not acts_as_owner(principal, token):
+        return "A personal token is replaced by its owner only."
+    refusal = creation_refusal(principal, token.scope, token.group_id)
+    if refusal is not None:
+        return refusal
+    missing = missing_for_grant(
+        principal, new_token_permissions(principal, token.scope, token.role, token.permissions)
+    )
+    if missing:
+        return f"You cannot grant permissions you do not hold: {', '.join(missing)}."
+    return None
+
+
+def may_replace_token(principal: Principal, token: ApiToken) -> bool:
+    return replacement_refusal(principal, token) is None
+
+
+def require_replace_token(principal: Principal, token: ApiToken) -> None:
+    refusal = replacement_refusal(principal, token)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
+def may_report_leaks(principal: Principal) -> bool:
+    """Anyone signed in may report a token they found (anyone holding one may, unsigned, at
+    the API's leak endpoint); the answer never says whether it matched."""
+    return principal.user is not None
 
 
 def may_list_tokens(principal: Principal, scope: str, group_id: int | None = None) -> bool:

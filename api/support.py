@@ -214,7 +214,7 @@ def paginate(queryset: QuerySet, paging: Paging) -> dict[str, Any]:
 class ErrorDetail(CamelSchema):
     code: str = Field(
         description="validation_error, unauthenticated, forbidden, address_not_allowed, "
-        "policy_violation, not_found, version_conflict, too_many_requests"
+        "policy_violation, not_found, version_conflict, token_leaked, too_many_requests"
     )
     message: str
     fields: dict[str, list[str]] | None = Field(

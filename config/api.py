@@ -17,7 +17,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
-from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
 from api.docs import public_docs
 from api.support import (
     TOKEN_EXPIRY_DESCRIPTION,
@@ -32,6 +32,7 @@ from people.invitations_api import router as invitations_router
 from policies.api import router as policies_router
 from tokens.api import router as tokens_router
 from tokens.auth import AuthenticationFailed
+from tokens.leaks_api import router as leaks_router
 from webhooks.api import router as webhooks_router
 
 logger = logging.getLogger("keyward.api")
@@ -183,6 +184,11 @@ def on_version_conflict(request: HttpRequest, exc: VersionConflict) -> HttpRespo
     )
 
 
+@api.exception_handler(TokenLeaked)
+def on_token_leaked(request: HttpRequest, exc: TokenLeaked) -> HttpResponse:
+    return error_response(request, 409, "token_leaked", exc.message)
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, UnreadableBody):
@@ -237,3 +243,4 @@ api.add_router("", invitations_router)
 api.add_router("", tokens_router)
 api.add_router("", policies_router)
 api.add_router("", webhooks_router)
+api.add_router("", leaks_router)

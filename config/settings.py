@@ -423,6 +423,45 @@ KEYWARD_AUTH_FAILURE_WINDOW_SECONDS = env_int("KEYWARD_AUTH_FAILURE_WINDOW_SECON
 # Anonymous requests for the API's schema and docs pages, per address and minute.
 KEYWARD_DOCS_REQUESTS_PER_MINUTE = env_int("KEYWARD_DOCS_REQUESTS_PER_MINUTE", 60)
 
+# Leak reports (POST /api/v1/leaked-tokens). Unsigned requests per address and minute; and the
+# public keys of verified reporters (scanning partners), as a JSON object of key id -> PEM,
+# e.g. GitHub's secret scanning keys (docs/secret-scanning.md says how to fetch them).
+KEYWARD_LEAK_REPORTS_PER_MINUTE = env_int("KEYWARD_LEAK_REPORTS_PER_MINUTE", 30)
+
+
+def parse_leak_reporter_keys(raw: str) -> dict[str, str]:
+    """``{"key id": "-----BEGIN PUBLIC KEY-----..."}``; each must be an EC public key."""
+    if not raw.strip():
+        return {}
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        keys = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "KEYWARD_LEAK_REPORTER_KEYS must be a JSON object of key id -> PEM public key."
+        ) from None
+    if not isinstance(keys, dict):
+        raise ImproperlyConfigured(
+            "KEYWARD_LEAK_REPORTER_KEYS must be a JSON object of key id -> PEM public key."
+        )
+    for key_id, pem in keys.items():
+        try:
+            key = load_pem_public_key(str(pem).encode("ascii"))
+        except (ValueError, TypeError, UnicodeEncodeError):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ImproperlyConfigured(
+                f"KEYWARD_LEAK_REPORTER_KEYS: key {key_id!r} is not a PEM ECDSA public key."
+            )
+    return {str(key_id): str(pem) for key_id, pem in keys.items()}
+
+
+KEYWARD_LEAK_REPORTER_KEYS = parse_leak_reporter_keys(
+    os.environ.get("KEYWARD_LEAK_REPORTER_KEYS", "")
+)
+
 # Console and admin sign-in lockouts (django-axes, orgs/lockout.py): failures of one account
 # from one address lock that pair; failures from one address over any accounts lock the
 # address. Both last the cool-off after the last failure. Counted in the database, so they hold

@@ -30,5 +30,6 @@ urlpatterns = [
     path("o/<slug:org_slug>/webhooks/", include("webhooks.urls")),
     path("o/<slug:org_slug>/", include("people.organization_urls")),
     path("", include("people.urls")),
+    path("", include("tokens.leak_urls")),
     path("", include("orgs.urls")),
 ]

@@ -50,6 +50,7 @@ SETTING_NAMES = {
     "permission_edits_allowed": "permissionEditsAllowed",
     "regeneration_allowed": "regenerationAllowed",
     "max_grace": "maxGrace",
+    "revoke_unused_days": "revokeUnusedDays",
 }
 
 
@@ -169,6 +170,10 @@ class ScopePolicyOut(CamelSchema):
     permission_edits_allowed: bool
     regeneration_allowed: bool
     max_grace: str = Field(description="Longest grace period when regenerating, e.g. 7d or 0.")
+    revoke_unused_days: int | None = Field(
+        description="Active tokens unused (never used: since creation) this many days are "
+        "revoked by the daily cleanup; null: off."
+    )
 
 
 SCOPE_POLICY_EXAMPLE: dict[str, Any] = {
@@ -180,6 +185,7 @@ SCOPE_POLICY_EXAMPLE: dict[str, Any] = {
     "permissionEditsAllowed": True,
     "regenerationAllowed": True,
     "maxGrace": "7d",
+    "revokeUnusedDays": None,
 }
 
 
@@ -216,6 +222,9 @@ class ScopeChangesIn(InputSchema):
     permission_edits_allowed: bool | None = None
     regeneration_allowed: bool | None = None
     max_grace: str | None = Field(None, max_length=32, examples=["1d", "0"])
+    revoke_unused_days: int | None = Field(
+        None, ge=0, le=100_000, description="7 to 365 days; 0 or null turns it off."
+    )
 
 
 class PolicyChangesIn(InputSchema):
@@ -293,6 +302,10 @@ class ImpactOut(CamelSchema):
     without_expiry: list[TokenChangeOut] = Field(
         description="Tokens that keep no expiry although one becomes required for new tokens."
     )
+    unused_revoked: list[TokenChangeOut] = Field(
+        description="Tokens the next daily cleanup revokes under a new revokeUnusedDays "
+        "(before: last use, null if never; after: the days). Saving does not change them."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -325,6 +338,7 @@ class ImpactOut(CamelSchema):
                     "ipFilterEnforced": [],
                     "customIpRemoved": [],
                     "withoutExpiry": [],
+                    "unusedRevoked": [],
                 }
             ]
         }
@@ -378,6 +392,7 @@ def _scope_policy_out(scope_policy: ScopePolicy) -> dict[str, Any]:
         "permission_edits_allowed": scope_policy.permission_edits_allowed,
         "regeneration_allowed": scope_policy.regeneration_allowed,
         "max_grace": _duration_text(scope_policy.max_grace) or "0",
+        "revoke_unused_days": scope_policy.revoke_unused_days,
     }
 
 
@@ -458,6 +473,7 @@ def _impact_out(impact: services.PolicyImpact) -> dict[str, Any]:
         "ip_filter_released": _token_changes(impact.ip_filter_released),
         "custom_ip_removed": _token_changes(impact.custom_ip_removed),
         "without_expiry": _token_changes(impact.without_expiry),
+        "unused_revoked": _token_changes(impact.unused_revoked),
     }
 
 

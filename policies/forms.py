@@ -117,6 +117,13 @@ class ScopePolicyForm(forms.Form):
         label="Longest grace period",
         help_text="How long an old secret may keep working after regeneration: 0 to 7d.",
     )
+    revoke_unused_days = forms.CharField(
+        required=False,
+        max_length=20,
+        label="Revoke tokens unused for (days)",
+        help_text="7 to 365 days; empty means off. Applied by the daily cleanup; a token never "
+        "used counts from its creation.",
+    )
 
     def __init__(self, data: Any = None, *, scope: str, filters: Any, **kwargs: Any) -> None:
         super().__init__(data, prefix=scope, **kwargs)
@@ -136,6 +143,7 @@ class ScopePolicyForm(forms.Form):
             "permission_edits_allowed": scope_policy.permission_edits_allowed,
             "regeneration_allowed": scope_policy.regeneration_allowed,
             "max_grace": _duration_text(scope_policy.max_grace),
+            "revoke_unused_days": scope_policy.revoke_unused_days or "",
         }
 
     def changes(self) -> dict[str, Any]:

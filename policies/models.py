@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 SCOPES = ("organization", "group", "personal")
 DEFAULT_MAX_GRACE = timedelta(days=7)
 DEFAULT_PERSONAL_LIFETIME = timedelta(days=30)
+REVOKE_UNUSED_MIN_DAYS = 7
+REVOKE_UNUSED_MAX_DAYS = 365
 
 
 class IpFilterQuerySet(models.QuerySet["IpFilter"]):
@@ -87,12 +89,25 @@ class ScopePolicy(models.Model):
     permission_edits_allowed = models.BooleanField(default=False)
     regeneration_allowed = models.BooleanField(default=True)
     max_grace = models.DurationField(default=DEFAULT_MAX_GRACE)
+    # Active tokens of this kind unused (or, never used, created) this many days ago are
+    # revoked by the daily ``cleanup_tokens``; None: off.
+    revoke_unused_days = models.PositiveSmallIntegerField(null=True, blank=True)
     # When the policy was last changed with a maximum lifetime: tokens that existed then expire
     # at this moment plus the maximum at the latest, from that moment on, before (and whether
     # or not) the change has rewritten their expiry (``expiry_capped``).
     lifetime_from = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(revoke_unused_days__isnull=True)
+                | models.Q(
+                    revoke_unused_days__gte=REVOKE_UNUSED_MIN_DAYS,
+                    revoke_unused_days__lte=REVOKE_UNUSED_MAX_DAYS,
+                ),
+                name="scope_policy_revoke_unused_range",
+            ),
+        ]
         verbose_name_plural = "scope policies"
 
     def __str__(self) -> str:

@@ -44,7 +44,14 @@ class DisplayStatusFilter(admin.SimpleListFilter):
 
 class TokenSecretInline(admin.TabularInline):
     model = TokenSecret
-    fields = ("partial_token", "created_at", "ends_at", "last_used_at", "last_used_address")
+    fields = (
+        "partial_token",
+        "created_at",
+        "ends_at",
+        "last_used_at",
+        "last_used_address",
+        "leaked_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -145,6 +152,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
                     "revoked_at",
                     "revoked_by_name",
                     "revoked_reason",
+                    "leaked_at",
+                    "leaked_where",
                 )
             },
         ),
@@ -179,6 +188,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by_name",
         "revoked_reason",
+        "leaked_at",
+        "leaked_where",
         "last_used_at",
         "last_used_address",
         "requests_last_30_days",
@@ -311,6 +322,7 @@ class TokenSecretAdmin(admin.ModelAdmin):
         "ends_at",
         "last_used_at",
         "last_used_address",
+        "leaked_at",
     )
     show_full_result_count = False
 

@@ -85,6 +85,8 @@ TOKEN_EXAMPLE: dict[str, Any] = {
     "revokedReason": None,
     "lastUsedAt": "2026-11-23T08:12:40Z",
     "lastUsedAddress": "203.0.113.17",
+    "leakedAt": None,
+    "leakedWhere": None,
 }
 SECRET_EXAMPLE = "kwo_4pXe0vQ9mTzL2cR8bN5hY1wK7sD3fG6jA0uE9iO2qZx3kB7Qa"
 
@@ -125,6 +127,10 @@ class TokenOut(CamelSchema):
     revoked_reason: str | None
     last_used_at: datetime | None
     last_used_address: str | None
+    leaked_at: datetime | None = Field(
+        description="When its secret was reported leaked; a leaked token is never restored."
+    )
+    leaked_where: str | None = Field(description="Where the leak was seen: a URL or a source.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [TOKEN_EXAMPLE]})
 
@@ -399,6 +405,8 @@ def token_out(token: ApiToken, now: datetime | None = None) -> dict[str, Any]:
         "revoked_reason": token.revoked_reason or None,
         "last_used_at": token.last_used_at,
         "last_used_address": token.last_used_address,
+        "leaked_at": token.leaked_at,
+        "leaked_where": token.leaked_where or None,
     }
 
 
@@ -660,7 +668,8 @@ def revoke(
     response=responses({200: TokenOut}),
     by_alias=True,
     summary="Restore a revoked token",
-    description=permission_note(WRITE),
+    description="A token whose secret leaked (`leakedAt` set) is never restored: 409 "
+    "`token_leaked`; delete it and create a replacement. " + permission_note(WRITE),
 )
 def restore(
     request: HttpRequest, payload: RestoreIn | None = None, id: int = Path(..., ge=1, le=MAX_ID)

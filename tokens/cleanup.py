@@ -8,8 +8,9 @@ leaves nothing half done. Two runs at once take disjoint batches (``SKIP LOCKED`
 SQLite serializes writers). Each batch writes one audit event per organization listing the
 tokens it deleted (``tokens.deleted``), and each run one per organization with its counts.
 
-Tokens unused for a while are revoked, not deleted, one by one through ``revoke_token`` so
-each gets its own audit event and can be restored.
+Tokens unused for a while (``--unused-for``, and each scope's security policy setting "Revoke
+tokens unused for", see ``tokens/unused.py``) are revoked, not deleted, one by one through
+``revoke_token`` so each gets its own audit event and can be restored.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from orgs.columns import concrete_field
 from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
 from orgs.principals import Principal
-from tokens import usage
+from tokens import unused, usage
 from tokens.models import ApiToken, TokenStatus
 from tokens.services import revoke_token
 
@@ -214,6 +215,27 @@ def plan(
                 since,
                 deactivates_user=action == "delete" and kind == UserKind.TECHNICAL and is_active,
             )
+    yield from _policy_plan(criteria, now)
+
+
+def _policy_plan(criteria: Criteria, now: datetime) -> Iterator[PlannedChange]:
+    """What the security policies' "Revoke tokens unused for" would revoke in this run."""
+    already = unused_tokens(criteria, now) if criteria.unused_for is not None else None
+    for token, _days in unused.planned(
+        now=now, organization=criteria.organization, exclude=already
+    ):
+        yield PlannedChange(
+            "revoke",
+            UNUSED,
+            token.pk,
+            token.organization_id,
+            token.organization.slug,
+            token.scope,
+            token.name,
+            token.partial_token,
+            token.last_used_at,
+            deactivates_user=False,
+        )
 
 
 # Changing -------------------------------------------------------------------------------------
@@ -462,6 +484,21 @@ def _revoke_phase(
             progress(UNUSED, done)
 
 
+def _policy_revoke_phase(
+    report: CleanupReport, actor: Principal, criteria: Criteria, now: datetime
+) -> None:
+    """The security policies' "Revoke tokens unused for", applied daily by this run
+    (tokens/unused.py); counted with the other unused tokens revoked."""
+
+    def counted(token: ApiToken) -> None:
+        report.by_organization[token.organization_id].revoked_unused += 1
+
+    _revoked, skipped = unused.revoke_unused_by_policy(
+        actor=actor, now=now, organization=criteria.organization, on_revoked=counted
+    )
+    report.skipped += skipped
+
+
 def _record_summaries(report: CleanupReport, actor: Principal) -> None:
     """One audit event per organization that changed, with the run's counts."""
     changed = {
@@ -534,6 +571,7 @@ def run_cleanup(
                 now,
                 progress,
             )
+        _policy_revoke_phase(report, actor, criteria, now)
         if criteria.organization is None:
             report.usage_rows_pruned = usage.prune(now=now, batch_size=batch_size)
     except BaseException:

@@ -164,6 +164,10 @@ class ApiToken(KeyedName):
     modified_by_name = models.CharField(max_length=150, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_address = models.GenericIPAddressField(null=True, blank=True)
+    # When its current secret was reported leaked (tokens/leaks.py), and where (the reported
+    # URL, or the source). A leaked token is never restored: its secret is public.
+    leaked_at = models.DateTimeField(null=True, blank=True)
+    leaked_where = models.CharField(max_length=500, blank=True)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -253,6 +257,8 @@ class TokenSecret(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_address = models.GenericIPAddressField(null=True, blank=True)
+    # This secret was reported leaked: the first report acts, later ones change nothing.
+    leaked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

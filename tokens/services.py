@@ -25,7 +25,6 @@ from access.principal import Principal
 from orgs import audit, names
 from orgs.columns import concrete_field
 from orgs.models import Group, Organization, User, UserKind
-from orgs.principals import Principal as LoadedPrincipal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
 from tokens import token_format
@@ -189,38 +188,18 @@ def checked_text(
 def treat_pasted_as_leaked(
     *, actor: Principal, secrets: Iterable[str], now: datetime | None = None
 ) -> int:
-    """Revoke the tokens whose current secret is among ``secrets`` and end the grace of any old
-    secret among them, each in its own transaction, audited as done by leak detection. Returns
-    how many secrets were live. Nothing about which ones matched goes back to the caller."""
-    now = now or timezone.now()
-    matched = 0
-    for raw in secrets:
-        try:
-            token_format.parse(raw)
-        except token_format.MalformedToken:
-            continue
-        digests = [token_format.digest(raw, pepper) for _, pepper in settings.KEYWARD_TOKEN_PEPPERS]
-        with transaction.atomic():
-            secret = (
-                TokenSecret.objects.select_for_update(of=("self",))
-                .select_related("token")
-                .filter(digest__in=digests)
-                .first()
-            )
-            if secret is None or not secret.is_valid(now):
-                continue
-            matched += 1
-            token = _lock(secret.token, None)
-            detector = LoadedPrincipal.operator(
-                organization=token.organization, label="leak detection", address=actor.address
-            )
-            if secret.ends_at is not None:
-                secret.ends_at = now
-                secret.save(update_fields=["ends_at"])
-                _record(detector, "token.leaked", token, {"old_secret_ended": {"after": True}})
-            elif token.status == TokenStatus.ACTIVE:
-                _revoke(detector, token, f"Leaked: pasted into a form by {actor.name}", now)
-    return matched
+    """Process secrets a person pasted into a form as leak reports from where they are
+    (``tokens.leaks``: revoked, grace ended, or recorded, audited and mailed like any report).
+    Returns how many matched; nothing about which ones goes back to the form."""
+    from tokens import leaks  # leaks builds on these services
+
+    outcomes = leaks.process_reports(
+        [leaks.LeakReport(token=raw, source=leaks.PASTED_INTO_A_FORM) for raw in secrets],
+        reporter_address=actor.address,
+        reported_by=actor.name,
+        now=now,
+    )
+    return sum(outcome.matched for outcome in outcomes)
 
 
 def _validate_name(actor: Principal, name: str) -> tuple[str, list[str]]:
@@ -467,6 +446,34 @@ def _insert_token(
     return IssuedToken(token=token, secret=secret)
 
 
+def replacement_name(token: ApiToken) -> str:
+    """A free name for a leaked token's replacement: its name with " (replacement)", numbered
+    when that is taken too."""
+    for number in range(1, 100):
+        suffix = " (replacement)" if number == 1 else f" (replacement {number})"
+        name = token.name[: NAME_MAX_LENGTH - len(suffix)] + suffix
+        if not _name_taken(
+            token.organization, token.scope, name, group=token.group, owner=token.user
+        ):
+            return name
+    return token.name
+
+
+def replacement_draft(*, actor: Principal, token: ApiToken) -> dict[str, Any]:
+    """What the create form starts from to replace a leaked token: its name with a suffix, its
+    role and permissions, its own IP filter and addresses (an enforced filter comes anyway). The
+    replacement is then created like any token, its secret shown once."""
+    _require_visible(actor, token)
+    rules.require_replace_token(actor, token)
+    return {
+        "name": replacement_name(token),
+        "role": token.role,
+        "permissions": sorted(token.granted_permissions()),
+        "ip_filter": None if token.ip_filter_from_policy else token.ip_filter_id,
+        "allowed_addresses": "\n".join(token.allowed_addresses),
+    }
+
+
 def create_token(
     *,
     actor: Principal,
@@ -688,6 +695,7 @@ def restore_token(
     now = now or timezone.now()
     with transaction.atomic():
         token = _manageable(actor, token, "restore", expected_version)
+        rules.require_restorable(token)
         if token.status != TokenStatus.REVOKED:
             raise ValidationError({"status": ["Only a revoked token can be restored."]})
         _require_allowed(_scope_policy(token.organization, token.scope), token.scope)

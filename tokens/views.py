@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
-from access.errors import Forbidden, NotFound, PolicyViolation, VersionConflict
+from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
 from orgs.console import OrganizationRequest, organization_view
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
@@ -49,6 +49,7 @@ from tokens.models import (
     ApiTokenQuerySet,
     TokenRole,
     TokenScope,
+    TokenSecret,
     TokenStatus,
 )
 
@@ -423,6 +424,7 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
     now = timezone.now()
     principal = request.principal
     policy = _scope_policy(request.organization, page.scope)
+    replacing = _replacing(request, page) if request.method == "GET" else None
     form = CreateTokenForm(
         request.POST if request.method == "POST" else None,
         scope=page.scope,
@@ -430,8 +432,14 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
         held=rules.effective_permissions(principal),
         ip_filters=IpFilter.objects.visible_to(principal),
         now=now,
+        initial=services.replacement_draft(actor=principal, token=replacing) if replacing else None,
     )
-    context: dict[str, Any] = {"scope_page": page, "form": form, "policy": policy}
+    context: dict[str, Any] = {
+        "scope_page": page,
+        "form": form,
+        "policy": policy,
+        "replacing": replacing,
+    }
     if not policy.allowed:
         context["form"] = None
     elif request.method == "POST" and form.is_valid():
@@ -465,6 +473,23 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
     if _is_partial(request):
         template += "#create-content" if request.method == "POST" else "#create-dialog"
     return render(request, template, context)
+
+
+def _replacing(request: OrganizationRequest, page: TokenScopePage) -> ApiToken | None:
+    """The leaked token named by ``?replace=``, if it belongs to this list and the person may
+    replace it (404 otherwise, 403 when they see it but may not)."""
+    raw = request.GET.get("replace")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Http404("No such API token.")
+    token = _visible_token(request, int(raw))
+    if token.scope != page.scope or token.group_id != (page.group.pk if page.group else None):
+        raise Http404("No such API token in this list.")
+    refusal = rules.replacement_refusal(request.principal, token)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    return token
 
 
 @sensitive_variables()  # every frame below, template rendering included, masked in reports
@@ -535,8 +560,10 @@ def allowed_actions(
     if token.status == TokenStatus.ACTIVE:
         if rules.may_revoke_token(principal, token):
             actions.add("revoke")
-    elif rules.may_manage_token(principal, token, "restore"):
+    elif rules.may_restore_token(principal, token):
         actions.add("restore")
+    if rules.may_replace_token(principal, token):
+        actions.add("replace")
     if rules.may_manage_token(principal, token, "delete"):
         actions.add("delete")
     return actions
@@ -601,6 +628,9 @@ def _detail_context(request: OrganizationRequest, token: ApiToken) -> dict[str, 
         (use for use in usage.secret_last_uses(token) if use.ends_at and use.ends_at > now),
         key=lambda use: use.ends_at or now,
     )
+    leaked_old_secrets = TokenSecret.objects.filter(
+        token=token, ends_at__isnull=False, leaked_at__isnull=False
+    ).order_by("-leaked_at")
     granted = token.granted_permissions()
     return {
         "token": token,
@@ -611,6 +641,7 @@ def _detail_context(request: OrganizationRequest, token: ApiToken) -> dict[str, 
         "granted_count": len(granted),
         "ineffective": ineffective,
         "grace_secrets": grace_secrets,
+        "leaked_old_secrets": leaked_old_secrets,
         "chart": usage_chart(token, now.date()),
         "events": AuditEvent.objects.for_token(token.pk).seen_beside_token_by(request.principal)[
             :RECENT_EVENTS
@@ -775,7 +806,7 @@ def _run_action(
     except ValidationError as error:
         service_errors_to_form(form, error)
         return None
-    except PolicyViolation as error:
+    except (PolicyViolation, TokenLeaked) as error:
         form.add_error(None, error.message)
         return None
     except Forbidden as error:

@@ -24,8 +24,16 @@ from access.errors import VersionConflict
 from access.principal import Principal
 from orgs.durations import format_duration, parse_duration
 from orgs.models import Organization
-from policies.models import SCOPES, IpFilter, ScopePolicy, SecurityPolicy
+from policies.models import (
+    REVOKE_UNUSED_MAX_DAYS,
+    REVOKE_UNUSED_MIN_DAYS,
+    SCOPES,
+    IpFilter,
+    ScopePolicy,
+    SecurityPolicy,
+)
 from tokens import services as token_services
+from tokens import unused
 from tokens.models import ApiToken, TokenStatus
 
 NAME_MAX_LENGTH = 100
@@ -50,6 +58,7 @@ SETTINGS = (
     "permission_edits_allowed",
     "regeneration_allowed",
     "max_grace",
+    "revoke_unused_days",
 )
 SETTING_LABELS = {
     "allowed": "allowed",
@@ -60,6 +69,7 @@ SETTING_LABELS = {
     "permission_edits_allowed": "permission edits allowed",
     "regeneration_allowed": "regeneration allowed",
     "max_grace": "longest grace period",
+    "revoke_unused_days": "revoke tokens unused for",
 }
 
 
@@ -110,6 +120,8 @@ def describe_setting(setting: str, value: Any) -> str:
         return format_duration(value) if value else "none"
     if setting == "enforced_ip_filter":
         return value.name if value is not None else "none"
+    if setting == "revoke_unused_days":
+        return f"{value} days" if value is not None else "off"
     return str(value)
 
 
@@ -180,6 +192,11 @@ def clean_changes(
                     ]
                 else:
                     cleaned[scope][setting] = duration
+            elif setting == "revoke_unused_days":
+                try:
+                    cleaned[scope][setting] = _unused_days(value)
+                except ValueError as error:
+                    errors[key] = [str(error)]
             else:  # enforced_ip_filter
                 try:
                     cleaned[scope][setting] = _resolve_filter(organization, value)
@@ -188,6 +205,25 @@ def clean_changes(
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _unused_days(value: Any) -> int | None:
+    """Off (None, "", "off", 0) or a whole number of days from 7 to 365 ("90" or "90d")."""
+    if value is None or value == 0 or (isinstance(value, str) and value.strip() in ("", "off")):
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("d").strip()
+        value = int(text) if text.isdigit() else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not REVOKE_UNUSED_MIN_DAYS <= value <= REVOKE_UNUSED_MAX_DAYS
+    ):
+        raise ValueError(
+            f"Give a number of days from {REVOKE_UNUSED_MIN_DAYS} to {REVOKE_UNUSED_MAX_DAYS}, "
+            "or off."
+        )
+    return value
 
 
 def _resolve_filter(organization: Organization, value: Any) -> IpFilter | None:
@@ -453,6 +489,27 @@ class WithoutExpiry(ChangeKind):
         return TokenChange(token, None, None)
 
 
+class UnusedRevoked(ChangeKind):
+    """Tokens a new "Revoke tokens unused for" has the next daily ``cleanup_tokens`` revoke
+    (``tokens/unused.py``); saving changes none of them. Reported, and announced in the
+    summary."""
+
+    key = "unused_revoked"
+    would = "would be revoked as unused by the next daily cleanup"
+    did_one = did_many = "will be revoked as unused by the next daily cleanup"
+    applied = False
+    announced = True
+
+    def applies_to(self, scope, settings, previous, now):
+        days = settings["revoke_unused_days"]
+        if days is None or days == previous["revoke_unused_days"]:
+            return None
+        return Q(status=TokenStatus.ACTIVE) & unused.unused_since(days, now)
+
+    def change(self, token, settings, now):
+        return TokenChange(token, token.last_used_at, settings["revoke_unused_days"])
+
+
 # In the order the summary and the preview list them; applied in this order too.
 KINDS: tuple[ChangeKind, ...] = (
     ExpiryShortened(),
@@ -461,6 +518,7 @@ KINDS: tuple[ChangeKind, ...] = (
     IpFilterReleased(),
     CustomIpRemoved(),
     WithoutExpiry(),
+    UnusedRevoked(),
 )
 KIND_BY_KEY = {kind.key: kind for kind in KINDS}
 
@@ -568,7 +626,8 @@ class PolicyImpact:
         return [
             kind_impact.sentence(applied=applied)
             for kind_impact in self.kinds
-            if kind_impact.kind.applied and kind_impact.count
+            if (kind_impact.kind.applied or getattr(kind_impact.kind, "announced", False))
+            and kind_impact.count
         ]
 
     def fingerprint(self) -> str:

@@ -153,6 +153,11 @@ def _invitation_for_caller(cell: Cell) -> Invitation:
 MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/health"): Row(lambda c: Call("/health"), (200, 200, 200, 200, 200, 200, 200)),
     ("GET", "/me"): Row(lambda c: Call("/me"), (200, 200, 200, 200, 200, 200, 200)),
+    # Needs no token at all: holding the reported one is the proof.
+    ("POST", "/leaked-tokens"): Row(
+        lambda c: Call("/leaked-tokens", [{"token": "kwo_x"}]),
+        (202, 202, 202, 202, 202, 202, 202),
+    ),
     ("GET", "/permissions"): Row(
         lambda c: Call("/permissions"), (200, 200, 200, 200, 200, 200, 200)
     ),

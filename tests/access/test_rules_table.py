@@ -26,7 +26,7 @@ from itertools import count
 import pytest
 from django.core.exceptions import ValidationError
 
-from access.errors import Forbidden, NotFound
+from access.errors import Forbidden, NotFound, TokenLeaked
 from orgs.principals import Principal
 from tests.factories import issue
 from tokens.auth import authenticate
@@ -36,6 +36,7 @@ from tokens.services import (
     delete_token,
     regenerate_token,
     rename_token,
+    replacement_draft,
     restore_token,
     revoke_token,
     update_token_addresses,
@@ -449,3 +450,171 @@ def test_every_row_has_every_target_and_action():
     for row, cells in TABLE.items():
         assert set(cells) == set(TARGETS), row
         assert all(len(cell) == len(ACTIONS) for cell in cells.values()), row
+
+
+# Leaked tokens (issue 14) ----------------------------------------------------------------------
+#
+# The same principals and targets, each target's secret reported leaked first. Actions: restore,
+# delete, replace (create a replacement: ``replacement_draft``, what the console's Create a
+# replacement asks). L: TokenLeaked (409): restoring a leaked token is refused even to those who
+# could restore it otherwise; to anyone else the manage rule answers first, so they learn
+# nothing new. Deleting is the manage rule unchanged. Replacing is creating a token like it
+# within one's own rights; a personal token only by its owner. The owner's own personal tokens
+# answer F to restore: the leak report revoked them, and a personal token someone else revoked
+# is never its owner's to restore (design.md), which the manage rule says first.
+
+LEAK_ACTIONS = ("restore", "delete", "replace")
+LEAK_NA = "-" * len(LEAK_ACTIONS)
+LEAK_NOT_FOUND = "N" * len(LEAK_ACTIONS)
+
+LEAK_TABLE: dict[str, dict[str, str]] = {
+    "org_admin_token": {
+        "weaker": "LOO",
+        "equal": "LOO",
+        "stronger": LEAK_NA,
+        "other_group": "LOO",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "FFF",
+    },
+    "org_member_token": {
+        "weaker": "FFF",
+        "equal": "FFF",
+        "stronger": "FFF",
+        "other_group": "FFF",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "FFF",
+    },
+    "custom_token": {
+        "weaker": "LFO",
+        "equal": "LFO",
+        "stronger": "FFF",
+        "other_group": "FFF",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "FFF",
+    },
+    "group_admin_token": {
+        "weaker": "LOO",
+        "equal": "LOO",
+        "stronger": LEAK_NA,
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+    "group_member_token": {
+        "weaker": "FFF",
+        "equal": "FFF",
+        "stronger": "FFF",
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+    "personal_of_admin": {
+        "weaker": "LOO",
+        "equal": "LOO",
+        "stronger": LEAK_NA,
+        "other_group": "LOO",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "FFF",
+    },
+    "personal_of_member": {
+        "weaker": "FOO",
+        "equal": "FOO",
+        "stronger": LEAK_NA,
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+    "personal_writer_of_member": {
+        "weaker": "FFO",
+        "equal": "FFO",
+        "stronger": "FFF",
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+    "other_org_token": {
+        "weaker": LEAK_NOT_FOUND,
+        "equal": LEAK_NOT_FOUND,
+        "stronger": LEAK_NA,
+        "other_group": LEAK_NOT_FOUND,
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": LEAK_NOT_FOUND,
+    },
+    "human_admin": {
+        "weaker": "LOO",
+        "equal": "LOO",
+        "stronger": LEAK_NA,
+        "other_group": "LOO",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "FFF",
+    },
+    "human_member": {
+        "weaker": "FOO",
+        "equal": "FOO",
+        "stronger": LEAK_NA,
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+    "human_group_admin": {
+        "weaker": "LOO",
+        "equal": "LOO",
+        "stronger": LEAK_NA,
+        "other_group": "NNN",
+        "other_org": LEAK_NOT_FOUND,
+        "others_personal": "NNN",
+    },
+}
+
+
+def _leaked(world, spec: Spec) -> ApiToken:
+    from tokens import leaks
+
+    made = _made(world, spec)
+    leaks.process_report(leaks.LeakReport(token=made.secret, url="u"), reporter_address=None)
+    return ApiToken.objects.get(pk=made.token.pk)
+
+
+LEAK_RUN: dict[str, Callable] = {
+    "restore": lambda actor, token: restore_token(actor=actor, token=token),
+    "delete": lambda actor, token: delete_token(actor=actor, token=token),
+    "replace": lambda actor, token: replacement_draft(actor=actor, token=token),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_each_principal_may_do_to_a_leaked_token_what_the_table_says(world, row):
+    made_as, targets = ROWS[row]
+    actor = principal_of(world, made_as)
+    wrong = {}
+    for target_name in TARGETS:
+        spec = targets[target_name]
+        expected = LEAK_TABLE[row][target_name]
+        if spec is None:
+            assert expected == LEAK_NA
+            continue
+        got = ""
+        for action in LEAK_ACTIONS:
+            token = _leaked(world, spec)
+            try:
+                LEAK_RUN[action](actor, token)
+            except TokenLeaked:
+                got += "L"
+            except Forbidden:
+                got += "F"
+            except NotFound:
+                got += "N"
+            except ValidationError:
+                got += "V"
+            else:
+                got += "O"
+        if got != expected:
+            wrong[target_name] = (got, expected)
+    assert wrong == {}, f"{row}: target -> (got, expected) in order {', '.join(LEAK_ACTIONS)}"
+
+
+def test_the_leak_table_has_every_row_and_target():
+    assert set(LEAK_TABLE) == set(ROWS)
+    for row, cells in LEAK_TABLE.items():
+        assert set(cells) == set(TARGETS), row
+        assert all(len(cell) == len(LEAK_ACTIONS) for cell in cells.values()), row

@@ -74,11 +74,17 @@ PERSON_OPERATIONS = {
 }
 
 
+# Operations that need no token: liveness, and leak reports (holding the token is the proof).
+UNAUTHENTICATED = {"/health", "/leaked-tokens"}
+
+
 def test_every_operation_has_a_summary_a_description_and_its_permission(schema):
     for method, path, operation in operations(schema):
         assert operation.get("summary"), (method, path)
         assert operation.get("description"), (method, path)
-        if path != "/health":
+        if path in UNAUTHENTICATED:
+            assert "security" not in operation, (method, path)
+        else:
             assert "permission" in operation["description"] or "token" in operation["description"]
             if path in PERSON_OPERATIONS:
                 # The invited person: a personal token, or the console session.
@@ -91,6 +97,11 @@ def test_every_operation_has_a_summary_a_description_and_its_permission(schema):
 def test_every_authenticated_operation_documents_the_error_shape(schema):
     for method, path, operation in operations(schema):
         if path == "/health":
+            continue
+        if path == "/leaked-tokens":  # no token: refused only for its body, signature or rate
+            assert set(operation["responses"]) == {"202", "400", "401", "429"}
+            error = operation["responses"]["429"]["content"]["application/json"]["schema"]
+            assert lookup(schema, error)["title"] == "ErrorOut"
             continue
         assert set(operation["responses"]) >= ERROR_STATUSES, (method, path)
         error = operation["responses"]["403"]["content"]["application/json"]["schema"]

@@ -166,6 +166,25 @@ def revoked_token_detail(page, world) -> None:
     page.goto(f"/o/acme/tokens/{revoked_token(world).pk}/")
 
 
+def leaked_token(world: World) -> ApiToken:
+    from tokens import leaks
+
+    issued = issue(world.principal(world.alice), name="Leaked deploy", role="member")
+    leaks.process_report(
+        leaks.LeakReport(token=issued.secret, url="https://github.com/octo/app/blob/abc/.env"),
+        reporter_address=None,
+    )
+    return ApiToken.objects.get(pk=issued.token.pk)
+
+
+def leaked_token_detail(page, world) -> None:
+    page.goto(f"/o/acme/tokens/{leaked_token(world).pk}/")
+
+
+def replacement_form(page, world) -> None:
+    page.goto(f"/o/acme/tokens/new/?replace={leaked_token(world).pk}")
+
+
 def action_dialog(button: str, token_of: Callable[[World], ApiToken] = detailed_token):
     def reach(page, world) -> None:
         allow_permission_edits(world.acme)
@@ -345,6 +364,9 @@ PAGES = [
     ConsolePage("regenerate dialog", "alice", action_dialog("Regenerate")),
     ConsolePage("revoke dialog", "alice", action_dialog("Revoke")),
     ConsolePage("restore dialog", "alice", action_dialog("Restore", revoked_token)),
+    ConsolePage("leaked token detail", "alice", leaked_token_detail),
+    ConsolePage("replacement form", "alice", replacement_form),
+    ConsolePage("report a leaked token", "carol", goto("/leaked-tokens/report/")),
     ConsolePage("delete dialog", "alice", action_dialog("Delete")),
     ConsolePage(
         "edit name and description dialog", "alice", action_dialog("Edit name and description")

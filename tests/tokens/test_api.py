@@ -39,6 +39,8 @@ TOKEN_KEYS = {
     "revokedReason",
     "lastUsedAt",
     "lastUsedAddress",
+    "leakedAt",
+    "leakedWhere",
 }
 
 

@@ -112,7 +112,9 @@ def test_status_revoked_returns_every_revoked_token_leaked_ones_included(admin_a
     by_name = {item["name"]: item for item in body["items"]}
     assert set(by_name) == {"Revoked long ago", "Leaked one"}
     assert by_name["Leaked one"]["revokedReason"].startswith("Leaked:")
-    assert by_name["Leaked one"]["revokedBy"] == "leak detection"
+    assert (
+        by_name["Leaked one"]["revokedBy"] == "leak report"
+    )  # one leak path (issue 14): the actor of every leak
     assert by_name["Revoked long ago"]["revokedBy"] == org_admin.name
     assert by_name["Revoked long ago"]["revokedAt"] is not None
 

@@ -103,3 +103,25 @@ def test_simultaneous_creations_with_one_name_give_one_token_and_clear_errors(wo
     assert ApiToken.objects.filter(name="Same name").count() == 1
     # The losers' technical users were rolled back with them.
     assert User.objects.filter(kind="technical", display_name="Same name").count() == 1
+
+
+def test_twenty_simultaneous_reports_of_one_token_revoke_it_once_with_one_leak_event(org_admin):
+    from orgs.models import AuditEvent
+    from tokens import leaks
+
+    issued = issue(org_admin)
+    url = "https://github.com/octo/app/blob/abc123/.env"
+    outcomes = run_at_once(
+        20,
+        lambda index: leaks.process_report(
+            leaks.LeakReport(token=issued.secret, url=url, source=f"scanner {index}"),
+            reporter_address="198.51.100.7",
+        ),
+    )
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    assert outcomes.count(leaks.Outcome.REVOKED) == 1
+    assert outcomes.count(leaks.Outcome.ALREADY_REPORTED) == 19
+    token = ApiToken.objects.get(pk=issued.token.pk)
+    assert token.status == "revoked" and token.version == 2
+    assert AuditEvent.objects.filter(action="token.leaked", object_id=str(token.pk)).count() == 1
+    assert not AuditEvent.objects.filter(action="token.revoked", object_id=str(token.pk)).exists()

@@ -42,7 +42,7 @@ def test_the_inactive_list_shows_revoked_leaked_and_long_expired_tokens_with_why
     assert set(names_in_order(content)) == {"Expired long ago", "Rotated", "Pasted"}
     assert "Revoked 10 days ago" in content and "by alice" in content
     assert "“Replaced by a new one”" in content
-    assert "by leak detection: “Leaked: pasted into a form by alice" in content
+    assert "by leak report: “Leaked: pasted into a form" in content  # one leak path (issue 14)
     assert "Expired 8 days ago" in content
     assert 'aria-current="page">Inactive<' in content
 

@@ -56,3 +56,42 @@ def test_the_log_filter_masks_anything_shaped_like_a_token(org_admin):
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "got %s", (secret,), None)
     MaskTokensFilter().filter(record)
     assert secret not in record.getMessage() and "kwo_[masked]" in record.getMessage()
+
+
+def test_reporting_leaks_stores_and_logs_no_secret(client, world, org_admin, member, caplog):
+    caplog.set_level(logging.DEBUG)
+    world.alice.email = "alice@acme.test"
+    world.alice.save(update_fields=["email"])
+    current = issue(org_admin, name="Leaked")
+    old = issue(org_admin, name="Rotated")
+    regenerate_token(actor=org_admin, token=old.token, grace=timedelta(hours=1))
+    personal = issue(member, scope="personal", role="member")
+    secrets = [current.secret, old.secret, personal.secret]
+    url = "https://github.com/octo/app/blob/abc123/.env"
+    client.post(
+        "/api/v1/leaked-tokens",
+        [{"token": current.secret, "url": f"{url}#{current.secret}", "source": current.secret}],
+        content_type="application/json",
+    )
+    client.post(
+        "/api/v1/leaked-tokens",
+        [{"token": old.secret, "url": url}, {"token": old.secret[:-1] + "x"}],
+        content_type="application/json",
+    )
+    client.force_login(world.carol)
+    client.post("/leaked-tokens/report/", {"tokens": personal.secret, "where": personal.secret})
+    from mail.models import OutgoingEmail
+    from orgs.models import AuditEvent
+    from tokens.models import ApiToken
+
+    assert AuditEvent.objects.filter(action="token.leaked").count() == 3
+    assert ApiToken.objects.get(pk=personal.token.pk).revoked_reason == "Leaked: kwu_[masked]"
+    assert OutgoingEmail.objects.filter(purpose="token_leaked").count() == 3
+
+    bodies = [secret[4:-6] for secret in secrets]
+    for label, text in every_stored_value():
+        for body in bodies:
+            assert body not in text, f"a secret is stored in {label}"
+    for record in caplog.records:
+        for body in bodies:
+            assert body not in record.getMessage()

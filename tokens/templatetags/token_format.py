@@ -136,7 +136,22 @@ def access(token: ApiToken) -> str:
 @register.simple_tag
 def status_badge(token: ApiToken) -> str:
     status = token.display_status()
-    return format_html('<span class="badge badge-{}">{}</span>', status, status.capitalize())
+    badge = format_html('<span class="badge badge-{}">{}</span>', status, status.capitalize())
+    if token.leaked_at is not None:
+        badge = format_html('{} <span class="badge badge-leaked">Leaked</span>', badge)
+    return badge
+
+
+@register.simple_tag
+def leak_where(token: ApiToken) -> str:
+    """Where a leaked token was seen: a link for a web address, text for anything else (a
+    reporter's ``javascript:`` never becomes a link)."""
+    where = token.leaked_where
+    if not where:
+        return ""
+    if where.startswith(("https://", "http://")):
+        return format_html('<a href="{}" rel="noopener noreferrer nofollow">{}</a>', where, where)
+    return format_html("{}", where)
 
 
 @register.filter
@@ -171,6 +186,7 @@ EVENT_LABELS = {
     "token.renamed": "Renamed",
     "token.described": "Description changed",
     "token.permissions_changed": "Permissions changed",
+    "token.leaked": "Leaked",
 }
 
 
