@@ -55,7 +55,7 @@ def test_twenty_simultaneous_regenerations_of_one_version_have_exactly_one_winne
         authenticate(f"Bearer {issued.secret}", "127.0.0.1")
 
 
-def test_concurrent_permission_edits_never_lose_an_update(org_admin):
+def test_concurrent_permission_edits_never_lose_an_update(org_admin, permission_edits_allowed):
     token = issue(org_admin, role="custom", permissions=["api.api-tokens.read"]).token
     wanted = [
         "api.usage.read",
