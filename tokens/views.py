@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +28,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
 from orgs.console import OrganizationRequest, organization_view
+from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -147,12 +148,6 @@ USAGE_DAYS = 30
 RECENT_EVENTS = 10
 TOKEN_CHANGED = "token-changed"
 CLOSE_DIALOG = "close-dialog"
-
-
-def _is_partial(request: HttpRequest) -> bool:
-    """An HTMX request that wants a fragment (a history restore wants the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
@@ -809,8 +804,6 @@ def _run_action(
     except (PolicyViolation, TokenLeaked) as error:
         form.add_error(None, error.message)
         return None
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
     except NotFound:
         raise Http404("No such API token.") from None
     messages.success(request, message)
