@@ -37,12 +37,11 @@ def _visible_filter(request: OrganizationRequest, filter_id: int) -> IpFilter:
 
 
 def _policy(request: OrganizationRequest) -> SecurityPolicy:
-    return SecurityPolicy.objects.select_related(
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-        "modified_by",
-    ).get(organization=request.organization)
+    return (
+        SecurityPolicy.objects.with_scopes()
+        .select_related("modified_by")
+        .get(organization=request.organization)
+    )
 
 
 # IP filters ---------------------------------------------------------------------------------

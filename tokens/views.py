@@ -157,12 +157,7 @@ def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
 
 
 def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
-    policy = SecurityPolicy.objects.select_related(
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-    ).get(organization=organization)
-    return policy.for_scope(scope)
+    return SecurityPolicy.objects.for_organization(organization).for_scope(scope)
 
 
 # Scopes ---------------------------------------------------------------------------------------
