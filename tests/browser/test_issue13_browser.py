@@ -41,7 +41,7 @@ def test_revoked_and_leaked_tokens_move_to_inactive_where_one_is_restored(world,
     expect(old_row).to_contain_text("Revoked")
     expect(old_row).to_contain_text("by alice")
     expect(old_row).to_contain_text("“Replaced by CI deploy”")
-    expect(rows(page).filter(has_text="Pasted")).to_contain_text("by leak detection: “Leaked:")
+    expect(rows(page).filter(has_text="Pasted")).to_contain_text("by leak report: “Leaked:")
     expect(page.get_by_role("columnheader", name="Why inactive")).to_be_visible()
 
     page.get_by_role("button", name="Restore Old exporter").click()
