@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.seed import organization_with_tokens
     from orgs.principals import Principal
+    from tokens import usage
     from tokens.services import create_token
-    from tokens.usage import buffer
 
     organization = organization_with_tokens("benchauth", args.tokens)
     issued = create_token(
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         for q in queries.captured_queries
         if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
     ]
-    buffer.flush()
+    usage.current().flush()
     ratio = median_ms(me) / median_ms(health)
     return report(
         "bearer authentication cost",

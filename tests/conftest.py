@@ -12,9 +12,9 @@ from tests.factories import (
     issue,
 )
 from tests.webhooks.receiver import FakeDns
+from tokens import usage
 from tokens.auth import failures
 from tokens.outage import redis_outage
-from tokens.usage import buffer
 
 
 @pytest.fixture(autouse=True)
@@ -28,11 +28,14 @@ def _isolated(settings, tmp_path):
     # checks the production list from the settings module itself.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
-    buffer.clear()
+    # Each test's usage buffer is built from its own settings, on first use; one a test swaps
+    # in with usage.use() is gone afterwards.
+    usage.use(None)
     failures.clear()
     redis_outage.reset()
     yield
-    buffer.clear()
+    usage.current().clear()
+    usage.use(None)
     cache.clear()
     failures.clear()
     redis_outage.reset()

@@ -22,11 +22,10 @@ from django.utils import timezone
 
 from orgs.principals import Principal
 from policies.rules import address_in, parse_network
-from tokens import token_format
+from tokens import token_format, usage
 from tokens.lookup import SecretRow, find_secret
 from tokens.models import TokenScope, TokenStatus
 from tokens.outage import Outage, redis_outage
-from tokens.usage import buffer as usage_buffer
 
 logger = logging.getLogger("keyward.auth")
 
@@ -180,7 +179,9 @@ def authenticate(
             failures.count(address, now.timestamp())
         logger.info("Bearer authentication refused: %s from %s", failure.reason, address)
         raise
-    wrote = usage_buffer.record(token=secret.token, secret_id=secret.pk, address=address, now=now)
+    wrote = usage.current().record(
+        token=secret.token, secret_id=secret.pk, address=address, now=now
+    )
     return Authenticated(principal=principal, wrote_usage=wrote)
 
 

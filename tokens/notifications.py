@@ -22,7 +22,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mail import outbox
+from orgs import audit
 from orgs.models import GroupMembership, Organization, OrganizationMembership, Role
+from orgs.principals import Principal
 from tokens.models import ApiToken, ExpiryReminder, TokenScope
 
 THRESHOLDS = (30, 7, 1)
@@ -251,6 +253,33 @@ def _claim(reminders: list[DueReminder], now: datetime) -> None:
 
 
 ORGANIZATIONS = "orgs"
+# Who the audit log says reminded, beside each token.expiring event.
+REMINDER_ACTOR = "expiry reminders"
+
+
+def _record_expiring(organization: Organization, reminders: Iterable[DueReminder]) -> None:
+    """One ``token.expiring`` event per token reminded: the audit log shows the reminder, and
+    the organization's webhook endpoints subscribed to it hear of it."""
+    actor = audit.Actor.of(Principal.operator(organization=organization, label=REMINDER_ACTOR))
+    audit.record_many(
+        actor=actor,
+        organization=organization,
+        entries=[
+            audit.Entry(
+                action="token.expiring",
+                object_type="api_token",
+                object_id=reminder.token.pk,
+                object_repr=f"{reminder.token.name} ({reminder.token.partial_token})",
+                group_id=reminder.token.group_id,
+                # The documented shape of changes; a reminder changes nothing, so only "after".
+                changes={
+                    "expires_at": {"before": None, "after": reminder.expires_at.isoformat()},
+                    "days_left": {"before": None, "after": reminder.threshold_days},
+                },
+            )
+            for reminder in reminders
+        ],
+    )
 
 
 def send_reminders(
@@ -290,6 +319,7 @@ def send_reminders(
             with transaction.atomic():
                 # Claimed first: a second run at once fails here instead of mailing twice.
                 _claim(list(organization_reminders.values()), now)
+                _record_expiring(to_send[0].organization, organization_reminders.values())
                 for digest in to_send:
                     outbox.queue(
                         to=digest.recipients,

@@ -16,8 +16,10 @@ import atexit
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
@@ -44,15 +46,70 @@ class _Pending:
         return bool(self.counts)
 
 
+def write_interval() -> timedelta:
+    """A token's uses are written at most once in this time (the others are buffered)."""
+    return timedelta(seconds=settings.KEYWARD_LAST_USE_INTERVAL_SECONDS)
+
+
+class Buffer(Protocol):
+    """What authentication and the readers ask of a usage buffer: this process's own
+    (``UsageBuffer``) or the one shared through Redis (``usage_redis.RedisUsageBuffer``)."""
+
+    def record(
+        self, *, token: ApiToken, secret_id: int, address: str | None, now: datetime
+    ) -> bool: ...
+
+    def flush(self, *, older_than: timedelta | None = None, now: datetime | None = None) -> int: ...
+
+    def pending_count(self) -> int: ...
+
+    def pending_counts(self, token_id: int) -> dict[date, int]: ...
+
+    def pending_secret_uses(self, token_id: int) -> dict[int, tuple[datetime, str | None]]: ...
+
+    def clear(self) -> None: ...
+
+
+class Flusher:
+    """A background thread that writes, once a minute, what a buffer gathered for tokens that
+    went idle (so a crash loses at most a minute of counts). Started on a buffer's first use
+    unless ``KEYWARD_USAGE_FLUSH_THREAD`` is off."""
+
+    def __init__(self, flush: Callable[..., int]) -> None:
+        self._flush = flush
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def ensure_running(self) -> None:
+        if not settings.KEYWARD_USAGE_FLUSH_THREAD:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(
+                target=self._flush_forever, name="keyward-usage-flush", daemon=True
+            )
+            self._thread.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(settings.KEYWARD_LAST_USE_INTERVAL_SECONDS)
+            try:
+                close_old_connections()
+                self._flush(older_than=write_interval())
+            finally:
+                connection.close()
+
+
 class UsageBuffer:
+    """This process's own buffer."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
-        self._thread: threading.Thread | None = None
-
-    @property
-    def interval(self) -> timedelta:
-        return timedelta(seconds=settings.KEYWARD_LAST_USE_INTERVAL_SECONDS)
+        self._flusher = Flusher(self.flush)
 
     def record(
         self, *, token: ApiToken, secret_id: int, address: str | None, now: datetime
@@ -71,11 +128,11 @@ class UsageBuffer:
             entry.secrets[secret_id] = (now, address)
             day = _utc_day(now)
             entry.counts[day] = entry.counts.get(day, 0) + 1
-            due = entry.written_at is None or now - entry.written_at >= self.interval
+            due = entry.written_at is None or now - entry.written_at >= write_interval()
             if due:
                 del self._pending[token.pk]
                 entry.written_at = now
-        self._ensure_flusher()
+        self._flusher.ensure_running()
         if due:
             self._write(token.pk, entry)
         return due
@@ -122,29 +179,6 @@ class UsageBuffer:
     def _write(self, token_id: int, entry: _Pending) -> None:
         write_entry(token_id, entry)
 
-    def _ensure_flusher(self) -> None:
-        if not settings.KEYWARD_USAGE_FLUSH_THREAD:
-            return
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._flush_forever, name="keyward-usage-flush", daemon=True
-            )
-            self._thread.start()
-
-    def _flush_forever(self) -> None:
-        seconds = settings.KEYWARD_LAST_USE_INTERVAL_SECONDS
-        while True:
-            time.sleep(seconds)
-            try:
-                close_old_connections()
-                self.flush(older_than=self.interval)
-            finally:
-                connection.close()
-
 
 def write_entry(token_id: int, entry: _Pending) -> None:
     """Write one token's gathered use; never fails (a lost minute of counts must not fail a
@@ -181,7 +215,7 @@ def _add_count(token_id: int, day: date, count: int) -> None:
         TokenUsage.objects.filter(token_id=token_id, day=day).update(count=F("count") + count)
 
 
-def _make_buffer() -> UsageBuffer:
+def _make_buffer() -> Buffer:
     """The shared Redis buffer where one is configured, else this process's own."""
     url = settings.KEYWARD_USAGE_REDIS_URL
     if url:
@@ -191,8 +225,34 @@ def _make_buffer() -> UsageBuffer:
     return UsageBuffer()
 
 
-buffer = _make_buffer()
-atexit.register(lambda: buffer.flush())
+_buffer: Buffer | None = None
+_buffer_lock = threading.Lock()
+
+
+def current() -> Buffer:
+    """This process's buffer, built from the settings on first use (not at import, so that a
+    test or a benchmark can set the settings first, or swap it with ``use``)."""
+    global _buffer
+    if _buffer is None:
+        with _buffer_lock:
+            if _buffer is None:
+                _buffer = _make_buffer()
+    return _buffer
+
+
+def use(replacement: Buffer | None) -> Buffer | None:
+    """Make ``replacement`` this process's buffer (None: build it again from the settings on
+    next use); return the one it replaces, to put back afterwards."""
+    global _buffer
+    with _buffer_lock:
+        previous, _buffer = _buffer, replacement
+    return previous
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if _buffer is not None:
+        _buffer.flush()
 
 
 # Reading ------------------------------------------------------------------------------------
@@ -208,7 +268,7 @@ def counts_between(token: ApiToken | int, since: date, until: date) -> dict[date
         .order_by()
         .values_list("day", "count")
     )
-    for day, count in buffer.pending_counts(token_id).items():
+    for day, count in current().pending_counts(token_id).items():
         if since <= day <= until:
             stored[day] = stored.get(day, 0) + count
     return stored
@@ -248,7 +308,7 @@ def secret_last_uses(token: ApiToken | int) -> list[SecretUse]:
     """Each secret of the token with its last use (newest secret first), buffered uses included,
     so the console can tell whether an old secret in its grace period is still used."""
     token_id = token if isinstance(token, int) else token.pk
-    pending = buffer.pending_secret_uses(token_id)
+    pending = current().pending_secret_uses(token_id)
     uses = []
     secrets = TokenSecret.objects.filter(token_id=token_id).order_by("-created_at", "-id")
     for secret in secrets.only(
@@ -273,7 +333,7 @@ def secret_last_uses(token: ApiToken | int) -> list[SecretUse]:
 def last_use(token: ApiToken) -> tuple[datetime | None, str | None]:
     """When the token was last used and from where, buffered uses included."""
     at, address = token.last_used_at, token.last_used_address
-    for used_at, used_from in buffer.pending_secret_uses(token.pk).values():
+    for used_at, used_from in current().pending_secret_uses(token.pk).values():
         if at is None or used_at > at:
             at, address = used_at, used_from
     return at, address

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from tokens.models import ApiToken
 from tokens.outage import Outage, redis_outage
-from tokens.usage import UsageBuffer, _Pending, _utc_day, write_entry
+from tokens.usage import Flusher, UsageBuffer, _Pending, _utc_day, write_entry, write_interval
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -86,11 +86,13 @@ def _moment(micros: str | bytes) -> datetime:
     return EPOCH + int(micros) * MICROSECOND
 
 
-class RedisUsageBuffer(UsageBuffer):
+class RedisUsageBuffer:
+    """Uses gathered in Redis, shared by every process; this process's own ``UsageBuffer``
+    takes them while Redis does not answer."""
+
     def __init__(
         self, url: str, *, namespace: str = "keyward", outage: Outage = redis_outage
     ) -> None:
-        super().__init__()
         timeout = settings.KEYWARD_REDIS_TIMEOUT_SECONDS
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
@@ -101,6 +103,7 @@ class RedisUsageBuffer(UsageBuffer):
         self._take = self._redis.register_script(TAKE)
         self.local = UsageBuffer()  # while Redis does not answer
         self.outage = outage
+        self._flusher = Flusher(self.flush)
 
     def _key(self, token_id: int) -> str:
         return f"{self._prefix}t:{token_id}"
@@ -126,7 +129,7 @@ class RedisUsageBuffer(UsageBuffer):
                 args=[
                     token.pk,
                     _micros(now),
-                    _micros(EPOCH + self.interval),
+                    _micros(EPOCH + write_interval()),
                     f"d:{_utc_day(now).isoformat()}",
                     address or "",
                     f"s:{secret_id}",
@@ -138,7 +141,7 @@ class RedisUsageBuffer(UsageBuffer):
             self._failed(error)
             return self.local.record(token=token, secret_id=secret_id, address=address, now=now)
         self.outage.answered()
-        self._ensure_flusher()
+        self._flusher.ensure_running()
         if not taken:
             return False
         write_entry(token.pk, _entry(taken))

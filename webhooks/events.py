@@ -25,6 +25,7 @@ CATALOG: dict[str, str] = {
     "token.permissions_changed": "A token's role or permissions changed.",
     "token.addresses_changed": "A token's IP filter or allowed addresses changed.",
     "token.leaked": "A token's secret was reported or found in public, or pasted into a form.",
+    "token.expiring": "A token expires soon: its reminder went out (7 days and 1 day before).",
     "token.policy_applied": "A security policy change altered a token.",
     "tokens.cleaned_up": "cleanup_tokens deleted or revoked tokens.",
     "tokens.deleted": "cleanup_tokens deleted a batch of old tokens; the event lists them.",

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from bench.faultproxy import FaultProxy
-from tokens import auth, usage
+from tokens import usage
 from tokens.outage import redis_outage
 from tokens.usage_redis import RedisUsageBuffer
 
@@ -85,14 +85,14 @@ def redis_proxy(settings, monkeypatch):
     }
     namespace = f"keyward-faults-{uuid.uuid4().hex[:12]}"
     buffer = RedisUsageBuffer(url, namespace=namespace)
-    monkeypatch.setattr(auth, "usage_buffer", buffer)
-    monkeypatch.setattr(usage, "buffer", buffer)
+    previous = usage.use(buffer)
     # Short enough for a test to see Redis come back, long enough to span a burst of requests.
     monkeypatch.setattr(redis_outage, "backoff_seconds", 1.0)
     through = RedisThroughProxy(proxy, buffer, namespace)
     yield through
     proxy.come_back()
     buffer.clear()
+    usage.use(previous)
     through.direct.flushdb()
     # The suite's own teardown clears the cache: let it clear one that is there.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -9,10 +9,9 @@ from django.utils import timezone
 
 from orgs.models import OrganizationMembership
 from tests.factories import PASSWORD, issue
-from tokens import token_format
+from tokens import token_format, usage
 from tokens.models import ApiToken, TokenSecret, TokenUsage
 from tokens.services import delete_token, regenerate_token, revoke_token
-from tokens.usage import buffer
 
 pytestmark = pytest.mark.django_db
 ME = "/api/v1/me"
@@ -255,8 +254,8 @@ def test_buffered_uses_of_an_idle_token_are_flushed(client, org_admin):
     issued = issue(org_admin)
     me(client, issued.secret)
     me(client, issued.secret)
-    assert buffer.pending_count() == 1
-    buffer.flush()
+    assert usage.current().pending_count() == 1
+    usage.current().flush()
     assert TokenUsage.objects.get(token=issued.token).count == 2
 
 

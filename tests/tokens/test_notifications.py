@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mail.models import OutgoingEmail
-from orgs.models import User
+from orgs.models import AuditEvent, User
 from tests.factories import issue
 from tokens.models import ExpiryReminder
 from tokens.services import regenerate_token, revoke_token
@@ -85,6 +85,19 @@ def test_each_threshold_is_reminded_once(frozen, world, org_admin):
     notify()
     assert len(mail.outbox) == 3 and "within a day" in mail.outbox[2].body
     assert sorted(ExpiryReminder.objects.values_list("threshold_days", flat=True)) == [1, 7, 30]
+
+
+def test_each_reminder_is_an_audit_event_a_webhook_can_subscribe_to(frozen, world, org_admin):
+    token = issue(org_admin, name="Ticking", expires_in=timedelta(days=6, hours=12)).token
+    notify()
+    notify()  # nothing new is due: no second event
+    events = list(AuditEvent.objects.filter(action="token.expiring"))
+    assert len(events) == 1
+    event = events[0]
+    assert event.object_id == str(token.pk) and event.organization_id == world.acme.pk
+    assert event.actor_name == "expiry reminders"
+    assert event.changes["days_left"]["after"] == 7
+    assert event.changes["expires_at"]["after"] == token.expires_at.isoformat()
 
 
 def test_a_token_first_seen_close_to_expiry_gets_only_the_nearest_reminder(

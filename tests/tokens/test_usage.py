@@ -9,7 +9,6 @@ from tokens import usage
 from tokens.auth import authenticate
 from tokens.models import ApiToken, TokenSecret, TokenUsage
 from tokens.services import regenerate_token
-from tokens.usage import buffer
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +31,8 @@ def test_many_requests_within_a_minute_write_once_and_count_every_one(world, org
             assert not call(issued, NOON + timedelta(seconds=second)).wrote_usage
     assert writes(captured.captured_queries) == []
     assert TokenUsage.objects.get(token=issued.token).count == 1
-    assert buffer.pending_count() == 58
-    buffer.flush()
+    assert usage.current().pending_count() == 58
+    usage.current().flush()
     assert TokenUsage.objects.get(token=issued.token, day=NOON.date()).count == 59
     token = ApiToken.objects.get(pk=issued.token.pk)
     assert token.last_used_at == NOON + timedelta(seconds=58)
@@ -50,7 +49,7 @@ def test_the_first_request_after_a_minute_writes_again_with_what_was_buffered(wo
     token = ApiToken.objects.get(pk=issued.token.pk)
     assert token.last_used_at == NOON + timedelta(seconds=61)
     assert token.last_used_address == "198.51.100.9"
-    assert buffer.pending_count() == 0
+    assert usage.current().pending_count() == 0
 
 
 def test_the_flusher_writes_only_tokens_idle_for_a_minute(world, org_admin):
@@ -59,7 +58,9 @@ def test_the_flusher_writes_only_tokens_idle_for_a_minute(world, org_admin):
     call(idle, NOON + timedelta(seconds=5))
     call(busy, NOON + timedelta(seconds=50))
     call(busy, NOON + timedelta(seconds=55))
-    written = buffer.flush(older_than=timedelta(minutes=1), now=NOON + timedelta(seconds=70))
+    written = usage.current().flush(
+        older_than=timedelta(minutes=1), now=NOON + timedelta(seconds=70)
+    )
     assert written == 1
     assert TokenUsage.objects.get(token=idle.token).count == 2
     assert TokenUsage.objects.get(token=busy.token).count == 1  # its second use still buffered
@@ -71,7 +72,7 @@ def test_counts_fall_on_the_utc_day_of_each_request(world, org_admin):
     call(issued, before_midnight)
     call(issued, before_midnight + timedelta(seconds=5))
     call(issued, before_midnight + timedelta(seconds=15))  # 00:00:05 the next day
-    buffer.flush()
+    usage.current().flush()
     counts = dict(TokenUsage.objects.filter(token=issued.token).values_list("day", "count"))
     assert counts == {date(2026, 6, 15): 2, date(2026, 6, 16): 1}
 
@@ -86,7 +87,7 @@ def test_each_secret_keeps_its_own_last_use_during_a_grace_period(world, org_adm
     old_partial = old.token.partial_token
     assert uses[old_partial].last_used_address == "192.0.2.1"  # buffered, shown already
     assert uses[new.token.partial_token].last_used_address == "192.0.2.2"
-    buffer.flush()
+    usage.current().flush()
     old_secret = TokenSecret.objects.get(token=old.token, partial_token=old_partial)
     assert old_secret.last_used_address == "192.0.2.1" and old_secret.ends_at is not None
 
@@ -146,6 +147,6 @@ def test_a_deleted_token_s_buffered_uses_are_dropped_without_error(world, org_ad
     call(issued, NOON)
     call(issued, NOON + timedelta(seconds=1))
     ApiToken.objects.filter(pk=issued.token.pk).delete()
-    buffer.flush()
+    usage.current().flush()
     assert not TokenUsage.objects.exists()
-    assert buffer.pending_count() == 0
+    assert usage.current().pending_count() == 0

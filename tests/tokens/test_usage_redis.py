@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import issue
-from tokens import auth, usage
+from tokens import usage
 from tokens.auth import authenticate
 from tokens.models import ApiToken, TokenSecret, TokenUsage
 from tokens.services import regenerate_token
@@ -46,7 +46,7 @@ def instances(namespace):
 
 
 def call(buffer, issued, at, address="203.0.113.5", monkeypatch=None):
-    monkeypatch.setattr(auth, "usage_buffer", buffer)
+    usage.use(buffer)  # the suite's fixture drops it after the test
     return authenticate(f"Bearer {issued.secret}", address, now=at)
 
 
@@ -136,7 +136,7 @@ def test_counts_fall_on_each_request_s_utc_day_and_secrets_keep_their_own_use(
     call(first, old, start, address="192.0.2.1", monkeypatch=monkeypatch)
     call(second, old, start + timedelta(seconds=5), address="192.0.2.1", monkeypatch=monkeypatch)
     call(second, new, start + timedelta(seconds=15), address="192.0.2.2", monkeypatch=monkeypatch)
-    monkeypatch.setattr(usage, "buffer", first)
+    monkeypatch.setattr(usage, "_buffer", first)
     uses = {use.partial_token: use for use in usage.secret_last_uses(old.token)}
     assert uses[old.token.partial_token].last_used_address == "192.0.2.1"
     assert uses[new.token.partial_token].last_used_address == "192.0.2.2"
@@ -155,7 +155,7 @@ def test_the_console_chart_counts_requests_other_instances_have_not_written(
     today = datetime.now(UTC)
     for offset in range(3):
         call(second, issued, today + timedelta(seconds=offset), monkeypatch=monkeypatch)
-    monkeypatch.setattr(usage, "buffer", first)
+    monkeypatch.setattr(usage, "_buffer", first)
     assert usage.daily_counts(issued.token, days=1, today=today.date()) == [(today.date(), 3)]
 
 

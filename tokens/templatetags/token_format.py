@@ -187,6 +187,7 @@ EVENT_LABELS = {
     "token.described": "Description changed",
     "token.permissions_changed": "Permissions changed",
     "token.leaked": "Leaked",
+    "token.expiring": "Expiry reminder sent",
 }
 
 
