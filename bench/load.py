@@ -9,10 +9,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 from bench.common import report
-from bench.serve import gunicorn, manage, production_environment
+from bench.serve import gunicorn, manage, production_environment, seed_tokens
 
 LUA = r"""
 local tokens = {}
@@ -92,23 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
             connection.execute(f'CREATE DATABASE "{name}"')
     environment = production_environment(args.database_url)
     manage(environment, "migrate", "--noinput")
-    manage(environment, "create_org", "load", "--name", "Load")
-    seed = (
-        "from orgs.models import Organization\n"
-        "from orgs.principals import Principal\n"
-        "from tokens.services import create_token\n"
-        "org = Organization.objects.get(slug='load')\n"
-        "actor = Principal.operator(organization=org, label='bench')\n"
-        f"for i in range({args.tokens}):\n"
-        "    print(create_token(actor=actor, organization=org, name=f'load {i}', role='member',"
-        " expires_at=None).secret)\n"
-    )
-    # Only the tokens: the shell may print a banner of its own.
-    tokens = [
-        word for word in manage(environment, "shell", "-c", seed).split() if word.startswith("kwo_")
-    ]
-    tokens_file = Path(tempfile.mkstemp(suffix=".txt")[1])
-    tokens_file.write_text("\n".join(tokens) + "\n")
+    tokens_file = seed_tokens(environment, args.tokens)
     with gunicorn(environment, args.port, workers=args.workers, threads=args.threads):
         run_wrk(args.port, LUA, str(tokens_file), 3, args.connections)  # warm up
         me = run_wrk(args.port, LUA, str(tokens_file), args.seconds, args.connections)
@@ -121,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"wrk c={args.connections} {args.seconds}s)",
         database,
         [
-            ("distinct tokens", len(tokens), "1,000"),
+            ("distinct tokens", len(tokens_file.read_text().split()), "1,000"),
             ("/me requests per second", round(me_rps, 1), ""),
             ("/me p50 ms", round(me["p50_ms"], 2), ""),
             ("/me p99 ms", round(me["p99_ms"], 2), ""),

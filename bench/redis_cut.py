@@ -23,7 +23,7 @@ import redis
 from bench.common import report
 from bench.faultproxy import FaultProxy
 from bench.load import LUA
-from bench.serve import gunicorn, manage, production_environment
+from bench.serve import gunicorn, manage, production_environment, seed_tokens
 
 PORT = 8392
 
@@ -88,22 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         KEYWARD_LOG_LEVEL="INFO",
     )
     manage(environment, "migrate", "--noinput")
-    manage(environment, "create_org", "load", "--name", "Load")
-    seed = (
-        "from orgs.models import Organization\n"
-        "from orgs.principals import Principal\n"
-        "from tokens.services import create_token\n"
-        "org = Organization.objects.get(slug='load')\n"
-        "actor = Principal.operator(organization=org, label='bench')\n"
-        f"for i in range({args.tokens}):\n"
-        "    print(create_token(actor=actor, organization=org, name=f'load {i}', role='member',"
-        " expires_at=None).secret)\n"
-    )
-    tokens = [
-        word for word in manage(environment, "shell", "-c", seed).split() if word.startswith("kwo_")
-    ]
-    tokens_file = Path(tempfile.mkstemp(suffix=".txt")[1])
-    tokens_file.write_text("\n".join(tokens) + "\n")
+    tokens_file = seed_tokens(environment, args.tokens)
     outcome: dict = {}
     try:
         with gunicorn(environment, PORT, workers=args.workers) as server:
@@ -132,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"(gunicorn {args.workers} workers, wrk c={args.connections} {args.seconds}s)",
         database,
         [
-            ("valid tokens", len(tokens), "1,000"),
+            ("valid tokens", len(tokens_file.read_text().split()), "1,000"),
             (
                 "without a fault: requests per second",
                 round(control["requests"] / control["seconds"], 1),

@@ -56,6 +56,29 @@ def manage(environment: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def seed_tokens(environment: dict[str, str], count: int) -> Path:
+    """An organization "load" with ``count`` member tokens; a file of their secrets, one a
+    line (for wrk's script to pick from)."""
+    manage(environment, "create_org", "load", "--name", "Load")
+    seed = (
+        "from orgs.models import Organization\n"
+        "from orgs.principals import Principal\n"
+        "from tokens.services import create_token\n"
+        "org = Organization.objects.get(slug='load')\n"
+        "actor = Principal.operator(organization=org, label='bench')\n"
+        f"for i in range({count}):\n"
+        "    print(create_token(actor=actor, organization=org, name=f'load {i}', role='member',"
+        " expires_at=None).secret)\n"
+    )
+    # Only the tokens: the shell may print a banner of its own.
+    tokens = [
+        word for word in manage(environment, "shell", "-c", seed).split() if word.startswith("kwo_")
+    ]
+    tokens_file = Path(tempfile.mkstemp(suffix=".txt")[1])
+    tokens_file.write_text("\n".join(tokens) + "\n")
+    return tokens_file
+
+
 def wait_until_up(port: int, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
