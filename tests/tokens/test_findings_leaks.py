@@ -87,3 +87,45 @@ def test_digits_int_cannot_read_are_refused_with_the_fields_message(org_admin, v
         )
     messages = raised.value.message_dict["organization.revoke_unused_days"]
     assert messages == ["Give a number of days from 7 to 365, or off."]
+
+
+# A live token pasted into a console form that fails on another field ----------------------
+
+
+def test_a_token_pasted_into_a_create_form_that_fails_elsewhere_is_leaked_and_not_echoed(
+    as_carol, org_admin
+):
+    """The description holds a live token and the name is missing: the form never reached the
+    services, so the token kept working, and the answer showed its secret again."""
+    pasted = issue(org_admin, name="CI deploy key")
+    response = as_carol.post(
+        "/o/acme/me/tokens/new/",
+        {"expiry": "30d", "name": "", "role": "member", "description": f"ci: {pasted.secret}"},
+    )
+    assert response.status_code == 200
+    assert pasted.secret not in response.content.decode()
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
+
+def test_a_token_pasted_into_a_description_is_not_shown_back_with_the_error(as_carol, org_admin):
+    pasted = issue(org_admin, name="CI deploy key")
+    response = as_carol.post(
+        "/o/acme/me/tokens/new/",
+        {"expiry": "30d", "name": "laptop", "role": "member", "description": pasted.secret},
+    )
+    content = response.content.decode()
+    assert "cannot contain an API token" in content
+    assert pasted.secret not in content
+
+
+def test_a_token_pasted_into_a_rename_that_fails_elsewhere_is_leaked_and_not_echoed(
+    as_alice, org_admin
+):
+    target = issue(org_admin, name="Renamed")
+    pasted = issue(org_admin, name="Pasted")
+    response = as_alice.post(
+        f"/o/acme/tokens/{target.token.pk}/edit/",
+        {"version": target.token.version, "name": "", "description": pasted.secret},
+    )
+    assert pasted.secret not in response.content.decode()
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
