@@ -32,10 +32,6 @@ class Permission:
     def action(self) -> str:
         return self.name.split(".")[2]
 
-    @property
-    def is_read(self) -> bool:
-        return self.action == "read"
-
 
 _G = (ORGANIZATION, GROUP, PERSONAL)  # meaningful for group tokens too
 _O = (ORGANIZATION, PERSONAL)  # organization-wide only

@@ -75,11 +75,6 @@ def missing_for_grant(principal: Principal, granted: Iterable[str]) -> list[str]
     return sorted(set(granted) - principal.permissions)
 
 
-def may_grant(principal: Principal, granted: Iterable[str]) -> bool:
-    """Nobody grants a permission they do not hold."""
-    return not missing_for_grant(principal, granted)
-
-
 def require_grant(principal: Principal, granted: Iterable[str], field: str) -> None:
     missing = missing_for_grant(principal, granted)
     if missing:
@@ -337,10 +332,6 @@ def creation_refusal(principal: Principal, scope: str, group_id: int | None) -> 
     return None
 
 
-def may_create_token(principal: Principal, scope: str, group_id: int | None = None) -> bool:
-    return creation_refusal(principal, scope, group_id) is None
-
-
 def require_create_token(principal: Principal, scope: str, group_id: int | None = None) -> None:
     refusal = creation_refusal(principal, scope, group_id)
     if refusal is None:
@@ -384,17 +375,8 @@ def require_operator(principal: Principal) -> None:
         raise Forbidden("Only operators do this.")
 
 
-def may_rename_organization(principal: Principal) -> bool:
-    return principal.holds("api.organizations.write") and principal.organization_wide
-
-
 def require_rename_organization(principal: Principal) -> None:
     _organization_wide(principal, "api.organizations.write", "rename the organization")
-
-
-def may_manage_members(principal: Principal) -> bool:
-    """Add people to the organization and change their roles."""
-    return principal.holds("api.users.write") and principal.organization_wide
 
 
 def require_manage_members(principal: Principal) -> None:
@@ -425,14 +407,6 @@ def may_read_invitations(principal: Principal) -> bool:
 
 def require_read_invitations(principal: Principal) -> None:
     _organization_wide(principal, "api.users.read", "read the organization's invitations")
-
-
-def may_withdraw_invitation(principal: Principal, invitation: Invitation) -> bool:
-    return (
-        may_invite(principal)
-        and principal.organization is not None
-        and principal.organization.pk == invitation.organization_id
-    )
 
 
 def require_withdraw_invitation(principal: Principal, invitation: Invitation) -> None:
@@ -489,10 +463,6 @@ def require_create_people(principal: Principal, *, allowed_by_settings: bool) ->
 # Groups --------------------------------------------------------------------------------------
 
 
-def may_create_group(principal: Principal) -> bool:
-    return principal.holds("api.groups.write") and principal.organization_wide
-
-
 def require_create_group(principal: Principal) -> None:
     _organization_wide(principal, "api.groups.write", "create groups")
 
@@ -505,10 +475,6 @@ def require_update_group(principal: Principal, group_id: int) -> None:
     require(principal, "api.groups.write")
     if not principal.manages_group(group_id):
         raise Forbidden("Only admins of this group (or of the organization) may do this.")
-
-
-def may_manage_group_members(principal: Principal, group_id: int) -> bool:
-    return principal.holds("api.users.write") and principal.manages_group(group_id)
 
 
 def require_manage_group_members(principal: Principal, group_id: int) -> None:
@@ -589,7 +555,3 @@ def may_manage_webhooks(principal: Principal, action: str = "write") -> bool:
 
 def require_manage_webhooks(principal: Principal, action: str = "write") -> None:
     _organization_wide(principal, f"api.webhooks.{action}", "manage webhooks")
-
-
-def may_read_usage(principal: Principal) -> bool:
-    return principal.holds("api.usage.read")

@@ -67,7 +67,7 @@ CHANGES = {
 }
 
 
-def _organization(slug: str):  # noqa: ANN202
+def _organization(slug: str):
     from bench.seed import organization_with_tokens
     from orgs.models import Group
 
@@ -79,7 +79,7 @@ def _organization(slug: str):  # noqa: ANN202
     return organization
 
 
-def _rows(organization, count: int, now: datetime) -> Iterator[tuple]:  # noqa: ANN001
+def _rows(organization, count: int, now: datetime) -> Iterator[tuple]:
     """``count`` events over the last two years, oldest first, four at a time sharing one
     timestamp (ties the cursor must settle by id). What they refer to is read here, before the
     first row: the rows are made while COPY holds the connection."""
@@ -102,7 +102,7 @@ def _rows(organization, count: int, now: datetime) -> Iterator[tuple]:  # noqa: 
     return _generate(organization, count, tokens, groups, admin, sqlite, start_us, step)
 
 
-def _generate(organization, count, tokens, groups, admin, sqlite, start_us, step):  # noqa: ANN001, ANN202, PLR0913
+def _generate(organization, count, tokens, groups, admin, sqlite, start_us, step):
     for index in range(count):
         moment_us = start_us + (index // 4) * step
         if moment_us % 1_000_000 == 0:
@@ -153,7 +153,7 @@ def _generate(organization, count, tokens, groups, admin, sqlite, start_us, step
         )
 
 
-def seed_events(organization, count: int) -> float:  # noqa: ANN001
+def seed_events(organization, count: int) -> float:
     """Bring the organization's log to ``count`` events; return the seconds it took."""
     from django.db import connection, transaction
     from django.utils import timezone
@@ -218,11 +218,11 @@ def seed_events(organization, count: int) -> float:  # noqa: ANN001
     return elapsed
 
 
-def _seeded_marker():  # noqa: ANN202
+def _seeded_marker():
     return ROOT / ".local" / "bench-audit-seeded.json"
 
 
-def requests_for(organization, count: int) -> dict[str, tuple[str, dict]]:  # noqa: ANN001
+def requests_for(organization, count: int) -> dict[str, tuple[str, dict]]:
     """The requests measured, by name: (url, headers)."""
     from orgs.audit_log import Position, encode_cursor
     from orgs.models import AuditEvent
@@ -255,14 +255,14 @@ def requests_for(organization, count: int) -> dict[str, tuple[str, dict]]:  # no
     }
 
 
-def sql_ms(client, url: str, repeat: int, **headers) -> float:  # noqa: ANN001
+def sql_ms(client, url: str, repeat: int, **headers) -> float:
     """Median milliseconds a request spends in the database (all its queries): on a machine
     shared with other work, this moves less than the wall time of the whole request."""
     from django.db import connection
 
     spent: list[float] = []
 
-    def clock(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+    def clock(execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
     return report("console audit log at scale", database, rows)
 
 
-def _api_token(organization) -> str:  # noqa: ANN001
+def _api_token(organization) -> str:
     """A fresh organization token that may read the audit log."""
     from orgs.principals import Principal
     from tokens.services import create_token

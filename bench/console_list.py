@@ -10,14 +10,14 @@ import argparse
 from bench.common import median_ms, report, setup_django, timed
 
 
-def measure(client, url: str, repeat: int, **headers) -> tuple[float, int]:  # noqa: ANN001
+def measure(client, url: str, repeat: int, **headers) -> tuple[float, int]:
     from django.db import connection
 
     for _ in range(10):
         assert client.get(url, **headers).status_code == 200
     executed = []
 
-    def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+    def count(execute, sql, params, many, context):
         executed.append(sql)
         return execute(sql, params, many, context)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 BATCH = 5000
 
 
-def organization_with_tokens(slug: str, count: int, *, expired_days_ago: int | None = None):  # noqa: ANN201, E501
+def organization_with_tokens(slug: str, count: int, *, expired_days_ago: int | None = None):
     """Return an organization (with an admin) holding ``count`` bulk-made tokens, expired
     ``expired_days_ago`` days ago if given."""
     from orgs.models import Organization, Role, User

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class _Ok(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.send_response(204)
         self.end_headers()

@@ -10,11 +10,11 @@ class HumanUserBackend(ModelBackend):
     account and address pair, or a locked address, before any password is checked.
     """
 
-    def user_can_authenticate(self, user) -> bool:  # noqa: ANN001 (Django's signature)
+    def user_can_authenticate(self, user) -> bool:
         is_human = getattr(user, "kind", UserKind.HUMAN) == UserKind.HUMAN
         return is_human and super().user_can_authenticate(user)
 
-    def get_user(self, user_id):  # noqa: ANN001, ANN201
+    def get_user(self, user_id):
         user = super().get_user(user_id)
         if user is not None and user.kind != UserKind.HUMAN:
             return None

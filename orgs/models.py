@@ -27,11 +27,7 @@ class Role(models.TextChoices):
 
 
 class KeywardUserManager(UserManager["User"]):
-    def humans(self) -> models.QuerySet[User]:
-        return self.filter(kind=UserKind.HUMAN)
-
-    def technical(self) -> models.QuerySet[User]:
-        return self.filter(kind=UserKind.TECHNICAL)
+    """Django's user manager (named in migrations, so it stays even with nothing to add)."""
 
 
 class User(AbstractUser):

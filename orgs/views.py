@@ -41,14 +41,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             return lockout.lockout_response(request, None, credentials)
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
+    def form_invalid(self, form):
         if form.has_error("old_password", "password_incorrect"):
             credentials = lockout.credentials_of(self.request)
             if lockout.record_password_failure(self.request, credentials):
                 return lockout.lockout_response(self.request, None, credentials)
         return super().form_invalid(form)
 
-    def form_valid(self, form):  # noqa: ANN001, ANN201 (Django's signature)
+    def form_valid(self, form):
         request = self.request
         address = client_address(request)
         actor = (

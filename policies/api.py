@@ -397,9 +397,7 @@ def _scope_policy_out(scope_policy: ScopePolicy) -> dict[str, Any]:
 
 
 def _policy_out(principal: Principal) -> dict[str, Any]:
-    policy = SecurityPolicy.objects.select_related(
-        "organization_tokens", "group_tokens", "personal_tokens"
-    ).get(organization=organization_of(principal))
+    policy = SecurityPolicy.objects.for_organization(organization_of(principal))
     return {
         "version": policy.version,
         "updated_at": policy.modified_at,

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access import rules
-from access.errors import Forbidden, NotFound, VersionConflict
+from access.errors import NotFound, VersionConflict
 from orgs.console import OrganizationRequest, organization_view
 from policies import rules as ip_rules
 from policies import services
@@ -37,12 +37,11 @@ def _visible_filter(request: OrganizationRequest, filter_id: int) -> IpFilter:
 
 
 def _policy(request: OrganizationRequest) -> SecurityPolicy:
-    return SecurityPolicy.objects.select_related(
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-        "modified_by",
-    ).get(organization=request.organization)
+    return (
+        SecurityPolicy.objects.with_scopes()
+        .select_related("modified_by")
+        .get(organization=request.organization)
+    )
 
 
 # IP filters ---------------------------------------------------------------------------------
@@ -92,8 +91,6 @@ def ip_filter_create(request: OrganizationRequest) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_service_errors(error)
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             messages.success(request, f"IP filter {ip_filter.name} created.")
             return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
@@ -214,8 +211,6 @@ def ip_filter_edit(request: OrganizationRequest, filter_id: int) -> HttpResponse
             form.add_error(None, error.message)
         except NotFound:
             return redirect("policies:ip-filter-list", request.organization.slug)
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             messages.success(request, f"IP filter {ip_filter.name} saved.")
             return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
@@ -240,8 +235,6 @@ def ip_filter_delete(request: OrganizationRequest, filter_id: int) -> HttpRespon
             use, refusal = error.use, error.summary
         except NotFound:
             pass  # deleted meanwhile: the list no longer shows it either way
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         if not refusal:
             messages.success(request, f"IP filter {ip_filter.name} deleted.")
             return redirect("policies:ip-filter-list", request.organization.slug)
@@ -379,8 +372,6 @@ def policy(request: OrganizationRequest) -> HttpResponse:
             errors = _attach_errors(forms, error)
         except VersionConflict as error:
             errors = [error.message]
-        except Forbidden as error:
-            raise PermissionDenied(error.message) from None
         else:
             if applied.setting_changes or applied.touched_count:
                 summary = applied.summary(applied=True)

@@ -86,9 +86,9 @@ def issue(
     role: str = "admin",
     permissions: tuple[str, ...] | list[str] = (),
     expires_in: timedelta | None = None,
-    expires_at=DEFAULT,  # noqa: ANN001
+    expires_at=DEFAULT,
     allowed_addresses: tuple[str, ...] = (),
-    ip_filter=None,  # noqa: ANN001
+    ip_filter=None,
 ) -> IssuedToken:
     if expires_in is not None:
         expires_at = timezone.now() + expires_in

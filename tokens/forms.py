@@ -144,11 +144,6 @@ class TokenFilterForm(forms.Form):
             columns[key] = {"query": params.urlencode(), "aria_sort": state}
         return columns
 
-    @property
-    def is_filtered(self) -> bool:
-        data = getattr(self, "cleaned_data", {})
-        return bool(data.get("q") or data.get("status"))
-
 
 class VersionedForm(forms.Form):
     """Carries the version of the token the person saw, so a stale page changes nothing."""

@@ -159,12 +159,6 @@ def _require_visible(actor: Principal, token: ApiToken) -> None:
         raise NotFound("No such API token.")
 
 
-def _require_manage(actor: Principal, token: ApiToken, action: str) -> None:
-    """The token exists for the actor (else 404) and the actor may do ``action`` to it."""
-    _require_visible(actor, token)
-    rules.require_manage_token(actor, token, action)
-
-
 def checked_text(
     actor: Principal,
     value: str | None,

@@ -55,9 +55,7 @@ class ScopeSetting:
 
 def settings_in_force(organization: Organization | None = None) -> Iterator[ScopeSetting]:
     """Every (organization, scope) whose policy revokes unused tokens."""
-    policies = SecurityPolicy.objects.select_related(
-        "organization_tokens", "group_tokens", "personal_tokens"
-    ).filter(
+    policies = SecurityPolicy.objects.with_scopes().filter(
         Q(organization_tokens__revoke_unused_days__isnull=False)
         | Q(group_tokens__revoke_unused_days__isnull=False)
         | Q(personal_tokens__revoke_unused_days__isnull=False)

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +29,7 @@ from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
 from orgs import names
 from orgs.console import OrganizationRequest, organization_view
+from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
@@ -150,12 +151,6 @@ TOKEN_CHANGED = "token-changed"
 CLOSE_DIALOG = "close-dialog"
 
 
-def _is_partial(request: HttpRequest) -> bool:
-    """An HTMX request that wants a fragment (a history restore wants the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return htmx is not None and bool(htmx) and not htmx.history_restore_request
-
-
 def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
     """A URL that answers a page or its fragment must not have one cached for the other."""
     patch_vary_headers(response, ["HX-Request"])
@@ -191,12 +186,7 @@ def _masked(text: str) -> str:
 
 
 def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
-    policy = SecurityPolicy.objects.select_related(
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-    ).get(organization=organization)
-    return policy.for_scope(scope)
+    return SecurityPolicy.objects.for_organization(organization).for_scope(scope)
 
 
 # Scopes ---------------------------------------------------------------------------------------
@@ -840,8 +830,6 @@ def _run_action(
     except (PolicyViolation, TokenLeaked) as error:
         form.add_error(None, error.message)
         return None
-    except Forbidden as error:
-        raise PermissionDenied(error.message) from None
     except NotFound:
         raise Http404("No such API token.") from None
     messages.success(request, message)

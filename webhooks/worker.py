@@ -132,7 +132,7 @@ def attempt(claim: Claim, now: datetime | None = None) -> transport.Outcome | No
         destination = services.check_destination(endpoint.url)
     except addresses.DestinationRefused as refusal:
         outcome = transport.Outcome(None, f"Refused: {refusal.message}"[:300], 0)
-    except Exception as error:  # noqa: BLE001 (a bad configuration must not stop the worker)
+    except Exception as error:
         outcome = transport.Outcome(None, f"Not sent: {type(error).__name__}"[:300], 0)
     else:
         try:
@@ -231,7 +231,7 @@ def run(*, stop: threading.Event, poll_seconds: float = 1.0) -> int:
             exports.remove_expired()
             policy_changes.finish_unfinished()
             made += deliver_due(stop=stop)
-        except Exception:  # noqa: BLE001 (a database blip must not end the worker)
+        except Exception:
             logger.exception("Webhook worker cycle failed; retrying")
         stop.wait(poll_seconds)
     return made

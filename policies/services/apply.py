@@ -233,12 +233,7 @@ def finish(application: PolicyApplication) -> Progress:
     change's moment; mark the application finished (or superseded, when the policy changed
     again meanwhile: the later change does the rest)."""
     progress = Progress()
-    policy = SecurityPolicy.objects.select_related(
-        "organization",
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-    ).get(pk=application.policy_id)
+    policy = SecurityPolicy.objects.with_scopes().get(pk=application.policy_id)
     now = application.started_at
     settings = current_settings(policy)
     actor = _actor(application)

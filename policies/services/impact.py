@@ -126,12 +126,7 @@ def describe_setting(setting: str, value: Any) -> str:
 
 
 def load_policy(organization: Organization, *, lock: bool = False) -> SecurityPolicy:
-    queryset = SecurityPolicy.objects.select_related(
-        "organization",
-        "organization_tokens__enforced_ip_filter",
-        "group_tokens__enforced_ip_filter",
-        "personal_tokens__enforced_ip_filter",
-    )
+    queryset = SecurityPolicy.objects.with_scopes()
     if lock:
         queryset = queryset.select_for_update(of=("self",))
     return queryset.get(organization=organization)

@@ -94,7 +94,7 @@ def revoked_token(world: World) -> ApiToken:
     return revoke_token(actor=alice, token=token, reason="Seen in a public log")
 
 
-def corporate_filter(world: World):  # noqa: ANN201
+def corporate_filter(world: World):
     return create_ip_filter(
         actor=world.principal(world.alice),
         organization=world.acme,

@@ -61,7 +61,7 @@ def seeded(world):
             SELECT now() - make_interval(secs => i), %s, 'Globex', NULL, NULL, 'x', 'human',
                    NULL, '', '', 'token.revoked', 'api_token', '1', 'x', '{{}}'::jsonb
             FROM generate_series(1, %s) AS i
-            """,  # noqa: S608
+            """,
             [
                 world.acme.pk,
                 world.platform.pk,

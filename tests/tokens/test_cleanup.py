@@ -370,7 +370,7 @@ def test_two_concurrent_runs_delete_each_token_once_on_postgres(world):
             reports.append(
                 cleanup.run_cleanup(actor=OPERATOR, criteria=cleanup.Criteria(), batch_size=100)
             )
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             errors.append(error)
         finally:
             connections.close_all()

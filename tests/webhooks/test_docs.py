@@ -41,7 +41,7 @@ def docs_receiver(settings, monkeypatch, org_admin, world, capsys):
     )
     monkeypatch.setenv("KEYWARD_WEBHOOK_SECRET", issued.secret)
     namespace = {"__name__": "receiver"}
-    exec(compile(documented_receiver(), "docs/webhooks.md", "exec"), namespace)  # noqa: S102
+    exec(compile(documented_receiver(), "docs/webhooks.md", "exec"), namespace)
     app = namespace["app"]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
     thread.start()

@@ -223,7 +223,7 @@ class Command(BaseCommand):
         permissions=(),
         expires_at=None,
         now=None,
-    ) -> int:  # noqa: ANN001
+    ) -> int:
         existing = ApiToken.objects.filter(organization=organization, scope=scope, name=name)
         if scope == "personal":
             existing = existing.filter(user=actor.user)
@@ -242,7 +242,7 @@ class Command(BaseCommand):
         )
         return 1
 
-    def _expired_a_minute_ago(self, actor: Principal, organization: Organization, now) -> int:  # noqa: ANN001
+    def _expired_a_minute_ago(self, actor: Principal, organization: Organization, now) -> int:
         name = "Expired a minute ago"
         existing = ApiToken.objects.filter(
             organization=organization, scope="organization", name=name
