@@ -14,7 +14,7 @@ from django.utils.datastructures import MultiValueDict
 from access import catalog
 from orgs.durations import MAX_DURATION, end_of_day, format_duration
 from policies.models import IpFilter, ScopePolicy
-from tokens.models import ApiTokenQuerySet, TokenRole, TokenStatus
+from tokens.models import ApiTokenQuerySet, TokenRole
 
 ROLE_CHOICES = [
     (TokenRole.ADMIN, "Admin"),
@@ -76,8 +76,6 @@ INACTIVE_STATUS_CHOICES = [
     ("leaked", "Leaked"),
     ("expired", "Expired"),
 ]
-# Revocations by leak detection say so first in their reason.
-LEAKED_REASON_PREFIX = "Leaked:"
 SORT_CHOICES = [
     ("name", "Name"),
     ("created", "Created"),
@@ -115,9 +113,9 @@ class TokenFilterForm(forms.Form):
             queryset = queryset.matching(data["q"])
         status = data.get("status")
         if status == "leaked":
-            queryset = queryset.filter(
-                status=TokenStatus.REVOKED, revoked_reason__startswith=LEAKED_REASON_PREFIX
-            )
+            # The leak itself, not the reason's text: a leak reported after expiry revokes
+            # nothing, and anyone revoking may type "Leaked:" into a reason.
+            queryset = queryset.filter(leaked_at__isnull=False)
         else:
             # The main list holds expired tokens for five minutes only; Inactive all of them.
             queryset = queryset.with_status(status, now)

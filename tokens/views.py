@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
+from orgs import names
 from orgs.console import OrganizationRequest, organization_view
 from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
@@ -154,6 +155,34 @@ def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
     """A URL that answers a page or its fragment must not have one cached for the other."""
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+# The free-text fields of the token forms, where someone may paste a secret.
+FREE_TEXT_FIELDS = ("name", "description", "reason")
+
+
+@sensitive_variables("pasted", "data")
+def _withhold_pasted_tokens(principal: Principal, form: Any) -> None:
+    """A form answered with errors never shows a token pasted into it again, and a live one is
+    treated as leaked even when another field failed before the services saw it (a secret the
+    services already processed is found already reported, and nothing changes twice)."""
+    if form is None or not isinstance(form.data, QueryDict):
+        return
+    data = form.data.copy()
+    pasted: list[str] = []
+    for field in FREE_TEXT_FIELDS:
+        values = data.getlist(field)
+        found = [secret for value in values for secret in names.TOKEN_SHAPE.findall(value)]
+        if found:
+            pasted += found
+            data.setlist(field, [_masked(value) for value in values])
+    if pasted:
+        services.treat_pasted_as_leaked(actor=principal, secrets=pasted)
+        form.data = data
+
+
+def _masked(text: str) -> str:
+    return names.TOKEN_SHAPE.sub(lambda match: f"{match.group(0)[:4]}[masked]", text)
 
 
 def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
@@ -459,6 +488,8 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
             return _reveal(
                 request, "tokens/token_create.html", "create-content", {**context, "issued": issued}
             )
+    if request.method == "POST":
+        _withhold_pasted_tokens(principal, context["form"])
     template = "tokens/token_create.html"
     if _is_partial(request):
         template += "#create-content" if request.method == "POST" else "#create-dialog"
@@ -835,6 +866,8 @@ def _action_view(action_name: str) -> Any:
             if response is not None:
                 return response
             token.refresh_from_db()
+        if request.method == "POST":
+            _withhold_pasted_tokens(request.principal, form)
         elif request.method == "GET" and form.initial["version"] != token.version:
             form.conflict = True
         context["available"] = action_name in allowed_actions(request.principal, token, policy)

@@ -208,7 +208,8 @@ def _unused_days(value: Any) -> int | None:
         return None
     if isinstance(value, str):
         text = value.strip().lower().removesuffix("d").strip()
-        value = int(text) if text.isdigit() else None
+        # isdecimal, not isdigit: superscripts such as "²" are digits that int() refuses.
+        value = int(text) if text.isdecimal() else None
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
