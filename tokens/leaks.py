@@ -92,11 +92,18 @@ def process_reports(
     reported_by: str = "",
     now: datetime | None = None,
 ) -> list[Outcome]:
-    """Process each report in its own transaction; return each one's outcome, in order."""
-    return [
-        process_report(report, reporter_address=reporter_address, reported_by=reported_by, now=now)
-        for report in reports
-    ]
+    """Process each report in its own transaction; return each one's outcome, in order. A
+    token reported twice in one batch is processed once (the first report's url and source),
+    so repeating a dead token's secret a hundred times cannot amplify the time a match takes."""
+    seen: dict[str, Outcome] = {}
+    outcomes = []
+    for report in reports:
+        if report.token not in seen:
+            seen[report.token] = process_report(
+                report, reporter_address=reporter_address, reported_by=reported_by, now=now
+            )
+        outcomes.append(seen[report.token])
+    return outcomes
 
 
 def process_report(

@@ -52,6 +52,22 @@ def test_a_report_needs_no_token_and_revokes_what_matches(client, org_admin):
     assert me.status_code == 401
 
 
+def test_a_secret_repeated_in_one_report_is_processed_once(client, org_admin, monkeypatch):
+    """Repeating a dead token's secret cannot multiply the work (and the time) a match costs."""
+    from tokens import leaks
+
+    issued = issue(org_admin)
+    processed = []
+    original = leaks.process_report
+    monkeypatch.setattr(
+        leaks, "process_report", lambda report, **kw: processed.append(1) or original(report, **kw)
+    )
+    response = post(client, [{"token": issued.secret, "url": URL}] * 100)
+    assert response.status_code == 202 and response.json() == {"received": 100}
+    assert len(processed) == 1
+    assert AuditEvent.objects.filter(action="token.leaked").count() == 1
+
+
 def test_the_answer_is_the_same_whether_anything_matched(client, org_admin):
     issued = issue(org_admin)
     made_up = "kwo_" + "A" * 43
