@@ -355,11 +355,17 @@ def policy(request: OrganizationRequest) -> HttpResponse:
         return _policy_page(request, current, _policy_forms(request, current))
     forms = _policy_forms(request, current, request.POST)
     errors: list[str] = []
-    if all(form.is_valid() for form in forms):
-        try:
-            version = int(request.POST.get("expected_version", ""))
-        except ValueError:
-            version = current.version
+    try:
+        version: int | None = int(request.POST.get("expected_version", ""))
+    except ValueError:
+        # Without the version it was read at, a save could silently undo a change made
+        # meanwhile: nothing is saved, and the page (at the current version) says why.
+        version = None
+        errors.append(
+            "The page did not say which version of the policy it shows; nothing was saved. "
+            "Review the settings below and save again."
+        )
+    if version is not None and all(form.is_valid() for form in forms):
         try:
             applied = services.update_security_policy(
                 actor=request.principal,

@@ -385,6 +385,17 @@ def test_a_bad_duration_is_shown_beside_its_field(admin_client, world):
     assert SecurityPolicy.objects.get(organization=world.acme).version == 1
 
 
+def test_a_policy_save_without_its_version_changes_nothing_and_says_why(admin_client, world):
+    """Without the version the page was read at, a save could undo a change made meanwhile."""
+    policy = SecurityPolicy.objects.get(organization=world.acme)
+    data = policy_form(policy, **{"group-allowed": None})
+    response = admin_client.post(url("policy"), data)
+    assert response.status_code == 200
+    assert "did not say which version of the policy" in response.content.decode()
+    policy = SecurityPolicy.objects.get(organization=world.acme)
+    assert policy.version == 1 and policy.group_tokens.allowed
+
+
 def test_an_enforced_filter_of_another_organization_is_refused(
     admin_client, world, other_org_admin
 ):
