@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -194,6 +195,9 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
             )
             for name, value in common.items()
         }
+        if connection.vendor == "postgresql":
+            _insert_unnested(prepared, entries)
+            return len(entries)
         head = tuple(prepared[name] for name in _ROW_FIELDS[:3])
         actor_values = tuple(prepared[name] for name in _ROW_FIELDS[4:10])
         address = prepared["address"]
@@ -222,6 +226,62 @@ def record_many(*, actor: Actor, organization: Organization, entries: Iterable[E
                     [value for row in chunk for value in row],
                 )
     return len(entries)
+
+
+# The columns that differ from one event to the next; the others are the same for all.
+_ENTRY_FIELDS = ("group_id", "action", "object_type", "object_id", "object_repr", "changes")
+
+
+def _insert_unnested(prepared: dict[str, Any], entries: list[Entry]) -> None:
+    """PostgreSQL: every event in one INSERT whose varying columns come as six arrays.
+
+    A VALUES list binds sixteen values a row, and psycopg scans the statement's text for its
+    placeholders on every execution (it caches only short statements): for a batch of 1,000
+    events that scan cost more of the client's time than everything else the batch did. Here
+    the statement is the same short text whatever the number of events, and its values are
+    the common ones once and one array per varying column."""
+    encoder = _field("changes").encoder
+    columns = {
+        "group_id": [entry.group_id for entry in entries],
+        "action": [entry.action for entry in entries],
+        "object_type": [entry.object_type for entry in entries],
+        "object_id": [str(entry.object_id) for entry in entries],
+        "object_repr": [entry.object_repr[:200] for entry in entries],
+        "changes": [json.dumps(entry.changes or {}, cls=encoder) for entry in entries],
+    }
+    # In the statement's order: the common values (in the SELECT list), then the arrays.
+    values = [prepared[name] for name in _ROW_FIELDS if name not in columns]
+    values += [columns[name] for name in _ENTRY_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_unnest_sql(), values)
+
+
+@cache
+def _unnest_sql() -> str:
+    """INSERT ... SELECT over ``unnest`` of the varying columns; names from the model's
+    metadata, values bound."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(_field(name).column)) for name in _ROW_FIELDS)
+    casts = {
+        "group_id": "bigint[]",
+        "action": "text[]",
+        "object_type": "text[]",
+        "object_id": "text[]",
+        "object_repr": "text[]",
+        "changes": "text[]",
+    }
+    assert tuple(casts) == _ENTRY_FIELDS
+    selected = ", ".join(
+        (f"u.{name}::jsonb" if name == "changes" else f"u.{name}")
+        if name in casts
+        else f"%s::{_field(name).db_type(connection)}"
+        for name in _ROW_FIELDS
+    )
+    arrays = ", ".join(f"%b::{casts[name]}" for name in _ROW_FIELDS if name in casts)
+    return (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT {selected} FROM unnest({arrays}) AS u({', '.join(_ENTRY_FIELDS)})"
+    )
 
 
 def _field(name: str) -> models.Field:
