@@ -240,7 +240,9 @@ def _insert_unnested(prepared: dict[str, Any], entries: list[Entry]) -> None:
     events that scan cost more of the client's time than everything else the batch did. Here
     the statement is the same short text whatever the number of events, and its values are
     the common ones once and one array per varying column."""
-    encoder = _field("changes").encoder
+    changes_field = _field("changes")
+    assert isinstance(changes_field, models.JSONField)
+    encoder = changes_field.encoder
     columns = {
         "group_id": [entry.group_id for entry in entries],
         "action": [entry.action for entry in entries],
