@@ -60,7 +60,7 @@ def record(
     # The event and its deliveries commit together even for a caller without a transaction;
     # inside a service's transaction this adds no savepoint and no query.
     with transaction.atomic(savepoint=False):
-        event = AuditEvent.objects.create(
+        event = AuditEvent(
             organization=organization,
             organization_name=organization.name if organization else "",
             group_id=group_id,
@@ -77,11 +77,48 @@ def record(
             address=actor.address,
             changes=changes or {},
         )
-        if organization is not None:
-            from webhooks.outbox import enqueue_event  # webhooks builds on orgs, not the reverse
+        # webhooks builds on orgs, not the reverse
+        from webhooks.outbox import enqueue_events, read_endpoints
 
-            enqueue_event(event, organization)
+        if organization is not None and connection.vendor == "postgresql":
+            endpoints = _insert_reading_endpoints(event, organization)
+            enqueue_events([event], organization, endpoints=endpoints)
+        else:
+            event.save(force_insert=True)
+            if organization is not None:
+                enqueue_events([event], organization, endpoints=read_endpoints(organization))
     return event
+
+
+def _insert_reading_endpoints(event: AuditEvent, organization: Organization) -> list[tuple]:
+    """PostgreSQL: insert the event and read the organization's active webhook endpoints in
+    one statement (one round trip fewer for every change; the endpoints are read in the same
+    transaction, as the outbox needs). Returns the endpoints' rows as ``read_endpoints``."""
+    values = [
+        _field(name).get_db_prep_save(getattr(event, _field(name).attname), connection)
+        for name in _ROW_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_reading_endpoints_sql(), [*values, organization.pk, True])
+        rows = cursor.fetchall()
+    event.pk = rows[0][0]
+    event._state.adding = False
+    event._state.db = connection.alias
+    return [(endpoint_id, patterns) for _event_id, endpoint_id, patterns in rows if endpoint_id]
+
+
+@cache
+def _insert_reading_endpoints_sql() -> str:
+    from webhooks.outbox import endpoints_sql
+
+    quote = connection.ops.quote_name
+    insert = _insert_sql("postgresql", 1)
+    endpoints = endpoints_sql()
+    # Both statements are written from models' metadata; every value is bound.
+    return (
+        f"WITH event AS ({insert} RETURNING {quote(AuditEvent._meta.pk.column)}) "  # noqa: S608
+        f"SELECT event.*, endpoint.* FROM event LEFT JOIN ({endpoints}) AS endpoint ON TRUE"
+    )
 
 
 @dataclass(frozen=True)

@@ -144,30 +144,33 @@ def authenticate(
     one misconfigured script behind an office's NAT must not lock out everyone else there.
     """
     now = now or timezone.now()
-    retry_after = None
     try:
         raw = token_from_header(header)
-        retry_after = failures.retry_after(address, now.timestamp())
         try:
             token_format.parse(raw)
         except token_format.MalformedToken as error:
             raise AuthenticationFailed(
                 "bad_checksum" if str(error) == "bad checksum" else "malformed"
             ) from None
+        # One digest per pepper in use (one, but two while peppers rotate), by pepper id.
         digests = {
-            token_format.digest(raw, pepper): pepper_id
+            pepper_id: token_format.digest(raw, pepper)
             for pepper_id, pepper in settings.KEYWARD_TOKEN_PEPPERS
         }
-        found = find_secret(list(digests))
+        found = find_secret(list(digests.values()))
         if found is None:
             raise AuthenticationFailed("unknown")
         secret = found.secret
-        expected = token_format.digest(raw, dict(settings.KEYWARD_TOKEN_PEPPERS)[secret.pepper_id])
-        if not hmac.compare_digest(expected, secret.digest):
+        # The row must carry the digest made with its own pepper, compared in constant time.
+        expected = digests.get(secret.pepper_id)
+        if expected is None or not hmac.compare_digest(expected, secret.digest):
             raise AuthenticationFailed("unknown")
         principal = _check(found, raw, address, now)
     except AuthenticationFailed as failure:
         if failure.status == 401 and failure.reason != "missing":
+            # Asked only when a token failed: a valid one is served whatever the address's
+            # count, so its request never waits for the shared cache.
+            retry_after = failures.retry_after(address, now.timestamp())
             if retry_after is not None:
                 # Throttled: refused without counting, so the window ends when it said.
                 logger.info(

@@ -7,6 +7,7 @@ before anything is sent, so a crash afterwards loses nothing.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from django.db import connection, models
 
@@ -18,7 +19,7 @@ from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 @cache
-def _endpoints_sql() -> str:
+def endpoints_sql() -> str:
     """The active endpoints of an organization, with their patterns. Written once from the
     model's metadata: it runs with every audit event, and building it through the ORM cost
     several times what running it does."""
@@ -44,16 +45,29 @@ def enqueue_event(event: AuditEvent, organization: Organization) -> list[Webhook
     return enqueue_events([event], organization)
 
 
-def enqueue_events(events: list[AuditEvent], organization: Organization) -> list[WebhookDelivery]:
+def read_endpoints(organization: Organization) -> list[tuple[Any, Any]]:
+    """The organization's active endpoints as rows of ``endpoints_sql``: (id, patterns as the
+    database gives them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(endpoints_sql(), [organization.pk, True])
+        return cursor.fetchall()
+
+
+def enqueue_events(
+    events: list[AuditEvent],
+    organization: Organization,
+    *,
+    endpoints: list[tuple[Any, Any]] | None = None,
+) -> list[WebhookDelivery]:
     """Queue each event (all of one organization) for every active endpoint of the
     organization that subscribes to it.
 
-    One indexed query when the organization has no endpoint (the usual case), and one insert
-    for all the deliveries otherwise, however many events.
+    One indexed query when the organization has no endpoint (the usual case), none when the
+    caller read ``endpoints`` in the same transaction (``read_endpoints``, or with the
+    event's insert: ``audit.record``), and one insert for all the deliveries otherwise,
+    however many events.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_endpoints_sql(), [organization.pk, True])
-        rows = cursor.fetchall()
+    rows = read_endpoints(organization) if endpoints is None else endpoints
     # The patterns as the ORM reads them: the field's conversion, given the field's column.
     events_field = WebhookEndpoint._meta.get_field("events")
     assert isinstance(events_field, models.JSONField)

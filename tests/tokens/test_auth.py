@@ -280,3 +280,64 @@ def test_technical_users_cannot_sign_in_to_the_console_or_admin(client, org_admi
     assert "_auth_user_id" not in client.session
     client.force_login(user)  # a forged session for a technical user is not honoured
     assert client.get("/admin/").status_code == 302
+
+
+def test_peppers_rotate_old_tokens_work_until_their_pepper_is_retired(
+    client, org_admin, settings
+):
+    old, new = ("old", b"o" * 40), ("new", b"n" * 40)
+    settings.KEYWARD_TOKEN_PEPPERS = [old]
+    before = issue(org_admin, name="Before the rotation")
+    settings.KEYWARD_TOKEN_PEPPERS = [old, new]  # the last one is the newest
+    after = issue(org_admin, name="After the rotation")
+    assert TokenSecret.objects.get(token=after.token).pepper_id == "new"
+    assert me(client, before.secret).status_code == 200
+    assert me(client, after.secret).status_code == 200
+    settings.KEYWARD_TOKEN_PEPPERS = [new]  # the old pepper retired
+    assert_generic_401(me(client, before.secret))
+    assert me(client, after.secret).status_code == 200
+
+
+def test_a_row_is_not_matched_by_another_pepper_s_digest(client, org_admin, settings):
+    """A stored digest made with one pepper never lets in a secret digested with another,
+    even if the row's pepper id names a pepper still in use."""
+    settings.KEYWARD_TOKEN_PEPPERS = [("one", b"1" * 40), ("two", b"2" * 40)]
+    issued = issue(org_admin, name="Pepper two")
+    TokenSecret.objects.filter(token=issued.token).update(pepper_id="one")
+    assert_generic_401(me(client, issued.secret))
+
+
+@pytest.mark.parametrize("kind", ["organization", "group", "personal"])
+def test_the_caller_s_answer_is_what_the_schema_declares(client, world, org_admin, kind):
+    """/me renders its answer without validating it on each call; this checks it against
+    PrincipalOut (and the OpenAPI document built from it) for every kind of token."""
+    from orgs.api import PrincipalOut
+
+    if kind == "group":
+        issued = issue(org_admin, scope="group", group=world.platform, role="member")
+    elif kind == "personal":
+        issued = issue(org_admin, scope="personal", role="member")
+    else:
+        issued = issue(org_admin, role="member")
+    response = me(client, issued.secret)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    body = response.json()
+    validated = PrincipalOut.model_validate(body)
+    assert validated.model_dump(by_alias=True, mode="json") == body
+    declared = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["PrincipalOut"]
+    assert set(body) == set(declared["properties"])
+
+
+def test_a_valid_token_is_served_without_asking_the_shared_throttle(
+    client, org_admin, settings, caplog
+):
+    """The failure count only matters to tokens that fail: a valid token's request does not
+    wait for the cache (Redis in production), so a cache that does not answer goes unnoticed
+    by it."""
+    valid = issue(org_admin).secret
+    settings.CACHES = {"default": {"BACKEND": "tests.tokens.broken_cache.BrokenCache"}}
+    with caplog.at_level("WARNING", logger="keyward.redis"):
+        for _ in range(3):
+            assert me(client, valid, address="192.0.2.96").status_code == 200
+    assert not [r for r in caplog.records if "does not answer" in r.getMessage()]
