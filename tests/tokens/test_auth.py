@@ -282,9 +282,7 @@ def test_technical_users_cannot_sign_in_to_the_console_or_admin(client, org_admi
     assert client.get("/admin/").status_code == 302
 
 
-def test_peppers_rotate_old_tokens_work_until_their_pepper_is_retired(
-    client, org_admin, settings
-):
+def test_peppers_rotate_old_tokens_work_until_their_pepper_is_retired(client, org_admin, settings):
     old, new = ("old", b"o" * 40), ("new", b"n" * 40)
     settings.KEYWARD_TOKEN_PEPPERS = [old]
     before = issue(org_admin, name="Before the rotation")
