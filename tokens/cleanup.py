@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from access.errors import DomainError
 from orgs import audit
+from orgs.batches import no_wait_for_disk
 from orgs.columns import concrete_field
 from orgs.durations import format_duration, to_text
 from orgs.models import AuditEvent, Organization, User, UserKind
@@ -424,6 +425,9 @@ def _delete_phase(
     last_id = 0
     while True:
         with transaction.atomic():
+            # A crash may lose this batch whole (its deletions and its audit event): the
+            # tokens are still there, still matching, for the next run.
+            no_wait_for_disk()
             # Walk the ids forward: restarting from the front each batch would make PostgreSQL
             # step over every index entry deleted so far (dead until vacuumed), so each batch
             # would cost more than the last.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,6 +34,7 @@ from access import rules
 from access.errors import VersionConflict
 from access.principal import Principal
 from orgs import audit
+from orgs.batches import no_wait_for_disk
 from orgs.models import Organization
 from policies.models import SCOPES, PolicyApplication, SecurityPolicy
 from policies.services.impact import (
@@ -243,7 +244,9 @@ def finish(application: PolicyApplication) -> Progress:
     while candidates is not None:
         started = time.perf_counter()
         with transaction.atomic():
-            _no_wait_for_disk()
+            # A crash may lose this batch whole; the change stays unfinished and the next
+            # run (finish_unfinished) redoes it.
+            no_wait_for_disk()
             # The batch runs under the policy's row lock, so that it never writes for a
             # policy version another change has just replaced.
             current = (
@@ -279,18 +282,6 @@ def finish(application: PolicyApplication) -> Progress:
         finished_at=timezone.now(), superseded=progress.superseded
     )
     return progress
-
-
-def _no_wait_for_disk() -> None:
-    """On PostgreSQL, let this batch's commit return before its WAL reaches the disk
-    (``synchronous_commit`` off for this transaction only): a crash may then lose the last
-    batches, whole, with their audit events, never half of one, and since WAL is replayed in
-    order nothing after them survives either, so the change stays unfinished and the next run
-    redoes them. The policy's own commit still waits for the disk. On a busy disk a commit
-    that waits costs more than the batch's work (bench/RESULTS.md, section 9)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def finish_unfinished(*, limit: int | None = None) -> int:
