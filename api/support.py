@@ -12,9 +12,10 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Schema
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
 from ninja.security import APIKeyCookie
 from ninja.security.http import HttpAuthBase
 from pydantic import ConfigDict, field_validator
@@ -251,6 +252,20 @@ class ErrorOut(Schema):
                 },
             ]
         }
+    )
+
+
+_RENDERER = JSONRenderer()  # the API's renderer (config/api.py sets no other)
+
+
+def rendered(request: HttpRequest, body: Any, status: int = 200) -> HttpResponse:
+    """``body`` rendered as the API renders an operation's answer, without validating it
+    against the operation's schema: for an answer built of plain values of the declared types,
+    on a path where validating it again costs more than building it (a test checks it)."""
+    return HttpResponse(
+        _RENDERER.render(request, body, response_status=status),
+        status=status,
+        content_type=f"{_RENDERER.media_type}; charset={_RENDERER.charset}",
     )
 
 

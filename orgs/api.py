@@ -18,6 +18,7 @@ from api.support import (
     InputSchema,
     permission_note,
     principal_of,
+    rendered,
     requires,
     responses,
 )
@@ -276,9 +277,7 @@ def me(request: HttpRequest) -> HttpResponse:
         "group": {"id": group.pk, "slug": group.slug, "name": group.name} if group else None,
         "permissions": sorted(rules.effective_permissions(principal)),
     }
-    from config.api import api  # config.api mounts this module's router
-
-    return api.create_response(request, body, status=200)
+    return rendered(request, body)
 
 
 # Audit log -----------------------------------------------------------------------------------

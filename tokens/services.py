@@ -24,6 +24,7 @@ from access.errors import NotFound, PolicyViolation, VersionConflict
 from access.principal import Principal
 from orgs import audit, names
 from orgs.columns import concrete_field
+from orgs.inserts import insert_linked
 from orgs.models import Group, Organization, User, UserKind
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from policies.rules import parse_allow_list
@@ -62,19 +63,25 @@ def _current_pepper() -> tuple[str, bytes]:
     return settings.KEYWARD_TOKEN_PEPPERS[-1]
 
 
-def _new_secret(token: ApiToken, now: datetime, secret: str | None = None) -> str:
-    """Store the digest of a new secret (generated here unless given) and return the secret."""
-    secret = secret or token_format.generate(token.scope)
+def _new_secret(token: ApiToken, now: datetime) -> str:
+    """Store the digest of a new secret and return the secret."""
+    secret = token_format.generate(token.scope)
+    _secret_row(token, now, secret).save(force_insert=True)
+    return secret
+
+
+def _secret_row(token: ApiToken, now: datetime, secret: str) -> TokenSecret:
+    """The unsaved row of a secret's digest (under the current pepper); the token's partial
+    token set to match."""
     pepper_id, pepper = _current_pepper()
-    TokenSecret.objects.create(
+    token.partial_token = token_format.partial(secret)
+    return TokenSecret(
         token=token,
         digest=token_format.digest(secret, pepper),
         pepper_id=pepper_id,
-        partial_token=token_format.partial(secret),
+        partial_token=token.partial_token,
         created_at=now,
     )
-    token.partial_token = token_format.partial(secret)
-    return secret
 
 
 _POLICY_FIELDS = {"organization": "organization_tokens", "group": "group_tokens"}
@@ -397,6 +404,7 @@ def _insert_token(
     meanwhile."""
     try:
         with transaction.atomic():
+            rows: list[tuple[models.Model, dict[str, int]]] = []
             if scope == TokenScope.PERSONAL:
                 user = actor.user
             else:
@@ -406,7 +414,7 @@ def _insert_token(
                     display_name=new.name,
                 )
                 user.set_unusable_password()
-                user.save()
+                rows.append((user, {}))
             token = ApiToken(
                 organization=organization,
                 group=group,
@@ -428,9 +436,11 @@ def _insert_token(
                 modified_by_name=actor.name[:150],
             )
             secret = token_format.generate(scope)
-            token.partial_token = token_format.partial(secret)
-            token.save()
-            _new_secret(token, now, secret)
+            secret_row = _secret_row(token, now, secret)
+            # The user (if new), the token and its secret: one statement on PostgreSQL.
+            rows.append((token, {"user_id": 0} if rows else {}))
+            rows.append((secret_row, {"token_id": len(rows) - 1}))
+            insert_linked(rows)
             _record(actor, "token.created", token, audit.diff({}, _snapshot(token)))
     except IntegrityError:
         # Two creations with the same name at once: the database's unique index decides.
