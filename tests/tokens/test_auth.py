@@ -339,3 +339,27 @@ def test_a_valid_token_is_served_without_asking_the_shared_throttle(
         for _ in range(3):
             assert me(client, valid, address="192.0.2.96").status_code == 200
     assert not [r for r in caplog.records if "does not answer" in r.getMessage()]
+
+
+def test_one_ipv6_subscriber_cannot_dodge_the_throttle_by_changing_its_address(
+    client, org_admin, settings
+):
+    """An IPv6 client is given a whole /64 (2**64 addresses) and picks any of them per request:
+    counting failures per address let it guess on from a fresh address each time. Failures
+    count per /64, as one IPv4 address behind a NAT counts once; a valid token from that /64
+    is still served, and another /64 is not affected."""
+    settings.KEYWARD_AUTH_FAILURE_LIMIT = 3
+    valid = issue(org_admin).secret
+    statuses = [
+        me(
+            client, token_format.generate("organization"), address=f"2001:db8:1:2::{n:x}"
+        ).status_code
+        for n in range(1, 7)
+    ]
+    assert statuses == [401, 401, 401, 429, 429, 429]
+    assert me(client, token_format.generate("organization"), address="2001:db8:1:2:ffff::9")[
+        "Retry-After"
+    ]
+    assert me(client, valid, address="2001:db8:1:2::abcd").status_code == 200
+    other = me(client, token_format.generate("organization"), address="2001:db8:1:3::1")
+    assert_generic_401(other)
