@@ -22,6 +22,8 @@ from django.http import HttpRequest
 from policies.rules import Address, Network, parse_address
 
 MAX_HOPS = 20
+# The network one IPv6 subscriber is given whole (RFC 6177), and may take any address of.
+IPV6_SUBSCRIBER_PREFIX = 64
 
 
 @lru_cache(maxsize=8)
@@ -59,3 +61,18 @@ def client_address(request: HttpRequest) -> str | None:
         if not _is_trusted(current, trusted):
             break
     return str(current)
+
+
+def subscriber_of(address: str | None) -> str:
+    """Whom an address's attempts count against, for a limit per client: an IPv4 address
+    itself (everyone behind one NAT counts as one), an IPv6 address's /64 (one subscriber could
+    otherwise take a new address per request), "unknown" without an address."""
+    if not address:
+        return "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_SUBSCRIBER_PREFIX}", strict=False))
+    return str(parsed)

@@ -7,7 +7,6 @@ reason for the log and the tests; clients get one generic message per status.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import math
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 from orgs.principals import Principal
+from policies.addresses import subscriber_of
 from policies.rules import address_in, parse_network
 from tokens import token_format, usage
 from tokens.lookup import SecretRow, find_secret
@@ -32,8 +32,6 @@ logger = logging.getLogger("keyward.auth")
 
 GENERIC_MESSAGE = "Invalid or missing API token."
 ADDRESS_MESSAGE = "Requests with this token are not allowed from your address."
-# Failed authentications from IPv6 addresses count per network of this size (FailureCounter).
-IPV6_COUNTED_PREFIX = 64
 THROTTLED_MESSAGE = "Too many failed authentications from your address; try again later."
 
 T = TypeVar("T")
@@ -79,7 +77,7 @@ class FailureCounter:
 
     @staticmethod
     def _keys(address: str | None) -> tuple[str, str]:
-        key = f"keyward:auth-failures:{_counted_as(address)}"
+        key = f"keyward:auth-failures:{subscriber_of(address)}"
         return key, f"{key}:until"
 
     def _in_cache(self, operation: Callable[[BaseCache], T]) -> T:
@@ -122,21 +120,6 @@ class FailureCounter:
     def clear(self) -> None:
         """Forget this process's own counts (the shared ones expire with their window)."""
         self.local.clear()
-
-
-def _counted_as(address: str | None) -> str:
-    """What an address's failures count under: an IPv6 address counts as its /64, which one
-    subscriber (one host, one LAN) is given whole and may take any address of per request, as
-    everyone behind one IPv4 NAT counts as that address."""
-    if not address:
-        return "unknown"
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(parsed, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((parsed, IPV6_COUNTED_PREFIX), strict=False))
-    return str(parsed)
 
 
 failures = FailureCounter()

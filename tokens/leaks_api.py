@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from ninja import Field, Router, Schema
 from pydantic import ConfigDict
 
 from api.support import JSON_CONTENT_TYPES, CamelSchema, ErrorOut
-from policies.addresses import client_address
+from policies.addresses import client_address, subscriber_of
 from tokens import leaks
 
 logger = logging.getLogger("keyward.leaks")
@@ -46,7 +45,6 @@ KEY_ID_HEADER = "Github-Public-Key-Identifier"
 SIGNATURE_HEADER = "Github-Public-Key-Signature"
 DEFAULT_TOKEN_TYPE = "keyward_api_token"
 WINDOW_SECONDS = 60
-IPV6_REPORTER_PREFIX = 64  # one subscriber's network (RFC 6177)
 EXAMPLE_HASH = "3b1e5c0f9d2a7e84c6b1f0a9d8e7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9"
 
 
@@ -130,21 +128,6 @@ def verified_reporter(request: HttpRequest, body: bytes) -> str | None:
 # Rate limit ---------------------------------------------------------------------------------------
 
 
-def reporter_of(address: str | None) -> str:
-    """Whom an address's reports count against: an IPv4 address, or the /64 network of an IPv6
-    one, since each IPv6 subscriber is given a /64 and could otherwise change address per
-    request."""
-    if not address:
-        return "unknown"
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if parsed.version == 6:
-        return str(ipaddress.ip_network(f"{parsed}/{IPV6_REPORTER_PREFIX}", strict=False))
-    return str(parsed)
-
-
 class _ReportLimit:
     """Reports per address in fixed one-minute windows, counted in the cache (Redis when
     configured). A cache that fails lets reports through: revoking a leak matters more."""
@@ -155,7 +138,7 @@ class _ReportLimit:
     def retry_after(self, address: str | None, now: float | None = None) -> int | None:
         """Count this request; the seconds to wait when it is over the limit, else None."""
         now = time.time() if now is None else now
-        key = f"keyward:leak-reports:{reporter_of(address)}"
+        key = f"keyward:leak-reports:{subscriber_of(address)}"
         until_key = f"{key}:until"
         try:
             if cache.add(key, 1, timeout=WINDOW_SECONDS):
