@@ -474,7 +474,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_FAILURE_LIMIT", 10)
 KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("KEYWARD_SIGNIN_ADDRESS_FAILURE_LIMIT", 50)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("KEYWARD_SIGNIN_COOLOFF_SECONDS", 900))
-AXES_CLIENT_IP_CALLABLE = "policies.addresses.client_address"
+AXES_CLIENT_IP_CALLABLE = "policies.addresses.lockout_address"  # IPv6: its /64
 AXES_USERNAME_CALLABLE = "orgs.lockout.lockout_username"
 AXES_LOCKOUT_CALLABLE = "orgs.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True

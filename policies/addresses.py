@@ -76,3 +76,17 @@ def subscriber_of(address: str | None) -> str:
     if parsed.version == 6:
         return str(ipaddress.ip_network(f"{parsed}/{IPV6_SUBSCRIBER_PREFIX}", strict=False))
     return str(parsed)
+
+
+def lockout_address(request: HttpRequest) -> str | None:
+    """The address sign-in lockouts count against (django-axes): the client address, or for
+    IPv6 the first address of its /64, so that one subscriber rotating through its network
+    meets the same lockout (axes keeps an address, not a network)."""
+    address = client_address(request)
+    if address is None:
+        return None
+    parsed = ipaddress.ip_address(address)
+    if parsed.version == 6:
+        network = ipaddress.ip_network(f"{parsed}/{IPV6_SUBSCRIBER_PREFIX}", strict=False)
+        return str(network.network_address)
+    return address

@@ -182,3 +182,15 @@ def test_the_right_old_password_changes_it(client):
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password(NEW)
+
+
+def test_one_ipv6_subscriber_rotating_addresses_meets_the_same_lockout(client):
+    """An IPv6 subscriber holds a whole /64: a new address per guess must not buy more
+    guesses. Another /64 is not affected."""
+    make_user("victim")
+    for index in range(3):
+        sign_in(client, "victim", f"guess {index}", address=f"2001:db8:7:7::{index + 1}")
+    response = sign_in(client, "victim", PASSWORD, address="2001:db8:7:7:abcd::9")
+    assert response.status_code == 429 and not signed_in(client)
+    response = sign_in(client, "victim", PASSWORD, address="2001:db8:7:8::1")
+    assert response.status_code == 302 and signed_in(client)
