@@ -121,8 +121,8 @@ class ScopePolicyForm(forms.Form):
         required=False,
         max_length=20,
         label="Revoke tokens unused for (days)",
-        help_text="7 to 365 days; empty means off. Applied by the daily cleanup; a token never "
-        "used counts from its creation.",
+        help_text="7 to 365 days; empty or 0 means off. Applied by the daily cleanup; a token "
+        "never used counts from its creation.",
     )
 
     def __init__(self, data: Any = None, *, scope: str, filters: Any, **kwargs: Any) -> None:

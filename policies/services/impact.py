@@ -203,13 +203,16 @@ def clean_changes(
 
 
 def _unused_days(value: Any) -> int | None:
-    """Off (None, "", "off", 0) or a whole number of days from 7 to 365 ("90" or "90d")."""
-    if value is None or value == 0 or (isinstance(value, str) and value.strip() in ("", "off")):
+    """Off (None, "", "off", 0 or "0") or a whole number of days from 7 to 365 ("90" or
+    "90d"). "0" typed in the console means off, as 0 does in the API."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
         return None
     if isinstance(value, str):
         text = value.strip().lower().removesuffix("d").strip()
         # isdecimal, not isdigit: superscripts such as "²" are digits that int() refuses.
         value = int(text) if text.isdecimal() else None
+    if value == 0 and not isinstance(value, bool):
+        return None
     if (
         isinstance(value, bool)
         or not isinstance(value, int)

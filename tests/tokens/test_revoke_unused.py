@@ -73,7 +73,10 @@ def test_the_setting_is_off_or_seven_to_365_days(org_admin, value):
     assert "organization.revoke_unused_days" in raised.value.message_dict
 
 
-@pytest.mark.parametrize(("value", "stored"), [(7, 7), (365, 365), ("90", 90), ("90d", 90)])
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [(7, 7), (365, 365), ("90", 90), ("90d", 90), (0, None), ("0", None), ("Off", None)],
+)
 def test_accepted_values(org_admin, value, stored):
     set_days(org_admin, "organization", value)
     policy = SecurityPolicy.objects.get(organization=org_admin.organization)
