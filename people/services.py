@@ -618,8 +618,34 @@ def _invitation_event(
     )
 
 
-def _clean_addressee(email: str, username: str) -> tuple[str, str]:
+def _pasted_token_errors(
+    actor: Principal, fields: dict[str, tuple[str, str]]
+) -> dict[str, list[str]]:
+    """For each ``field: (label, value)`` holding a token's secret, the field's error; a live
+    one is treated as leaked at once (it was just typed into a form, and would otherwise be
+    kept, shown and mailed as a username or address)."""
+    errors: dict[str, list[str]] = {}
+    pasted: list[str] = []
+    for name, (label, value) in fields.items():
+        found = names.TOKEN_SHAPE.findall(value or "")
+        if found:
+            pasted += found
+            errors[name] = [
+                f"{label} cannot contain an API token. If it was a real token, it has been "
+                "treated as leaked."
+            ]
+    if pasted:
+        token_services.treat_pasted_as_leaked(actor=actor, secrets=pasted)
+    return errors
+
+
+def _clean_addressee(actor: Principal, email: str, username: str) -> tuple[str, str]:
     email, username = (email or "").strip(), (username or "").strip()
+    pasted = _pasted_token_errors(
+        actor, {"email": ("An e-mail address", email), "username": ("A username", username)}
+    )
+    if pasted:
+        raise ValidationError(pasted)
     if bool(email) == bool(username):
         raise ValidationError({"email": ["Give an e-mail address or a username, not both."]})
     if email:
@@ -715,7 +741,7 @@ def invite(
     rules.require_same_organization(actor, organization.pk)
     rules.require_invite(actor)
     _validate_role(role)
-    email, username = _clean_addressee(email, username)
+    email, username = _clean_addressee(actor, email, username)
     rules.require_grant(actor, rules.organization_role_rights(role), "role")
     now = now or timezone.now()
     field = "email" if email else "username"
@@ -904,6 +930,11 @@ def create_person(
         errors["username"] = ["Give a username of at most 150 characters."]
     if len(display_name.strip()) > 150:
         errors["display_name"] = ["A name has at most 150 characters."]
+    errors.update(
+        _pasted_token_errors(
+            actor, {"username": ("A username", username), "display_name": ("A name", display_name)}
+        )
+    )
     if errors:
         raise ValidationError(errors)
     rules.require_grant(actor, rules.organization_role_rights(role), "role")

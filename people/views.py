@@ -26,6 +26,7 @@ from people import services
 from people.forms import CreatePersonForm, InviteForm, VersionForm
 from people.models import Invitation, InvitationStatus
 from policies.addresses import client_address
+from tokens.console import withhold_pasted_tokens
 from tokens.forms import service_errors_to_form
 
 LISTED_INVITATIONS = 200
@@ -193,6 +194,7 @@ def invite(request: OrganizationRequest) -> HttpResponse:
                 f"They join when they accept, by {invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
             )
             return redirect("members:people", org_slug=request.organization.slug)
+    withhold_pasted_tokens(request.principal, form, ("addressee",))
     return _people_page(request, invite_form=form)
 
 
@@ -240,4 +242,5 @@ def create_person(request: OrganizationRequest) -> HttpResponse:
             response = _people_page(request, created=created)
             add_never_cache_headers(response)
             return response
+    withhold_pasted_tokens(request.principal, form, ("username", "display_name"))
     return _people_page(request, create_form=form)

@@ -19,6 +19,10 @@ from policies import rules as ip_rules
 from policies import services
 from policies.forms import AddressTestForm, IpFilterForm, ScopePolicyForm
 from policies.models import SCOPES, IpFilter, SecurityPolicy
+from tokens.console import withhold_pasted_tokens
+
+# Where someone may paste a secret into a filter's form: never shown back (tokens.console).
+FILTER_TEXT_FIELDS = ("name", "description", "rules_text")
 
 
 def _require(request: OrganizationRequest, allowed: bool, permission: str) -> None:
@@ -94,6 +98,7 @@ def ip_filter_create(request: OrganizationRequest) -> HttpResponse:
         else:
             messages.success(request, f"IP filter {ip_filter.name} created.")
             return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
+    withhold_pasted_tokens(request.principal, form, FILTER_TEXT_FIELDS)
     return render(
         request,
         "policies/ip_filter_form.html",
@@ -214,6 +219,7 @@ def ip_filter_edit(request: OrganizationRequest, filter_id: int) -> HttpResponse
         else:
             messages.success(request, f"IP filter {ip_filter.name} saved.")
             return redirect("policies:ip-filter-detail", request.organization.slug, ip_filter.pk)
+    withhold_pasted_tokens(request.principal, form, FILTER_TEXT_FIELDS)
     return render(
         request,
         "policies/ip_filter_form.html",

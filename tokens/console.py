@@ -1,5 +1,5 @@
 """What every console page of an organization shows about tokens: the banner of those
-expiring soon."""
+expiring soon, and no token pasted into a form shown back."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Q
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
+from django.views.decorators.debug import sensitive_variables
 
+from orgs import names
+from tokens import services
 from tokens.models import ApiToken, TokenScope
 
 EXPIRING_WITHIN = timedelta(days=7)
@@ -41,3 +44,28 @@ def expiring_tokens_banner(request: HttpRequest) -> dict[str, Any]:
     if principal is None or getattr(request, "organization", None) is None:
         return {}
     return {"expiring": SimpleLazyObject(lambda: expiring_tokens(principal))}
+
+
+@sensitive_variables("pasted", "data")
+def withhold_pasted_tokens(principal: Any, form: Any, fields: tuple[str, ...]) -> None:
+    """A console form answered with errors never shows a token pasted into one of its free-text
+    ``fields`` again (it is masked), and a live one is treated as leaked even when another
+    field failed before the services saw it (a secret the services already processed is found
+    already reported, and nothing changes twice)."""
+    if form is None or not isinstance(form.data, QueryDict):
+        return
+    data = form.data.copy()
+    pasted: list[str] = []
+    for field in fields:
+        values = data.getlist(field)
+        found = [secret for value in values for secret in names.TOKEN_SHAPE.findall(value)]
+        if found:
+            pasted += found
+            data.setlist(field, [_masked(value) for value in values])
+    if pasted:
+        services.treat_pasted_as_leaked(actor=principal, secrets=pasted)
+        form.data = data
+
+
+def _masked(text: str) -> str:
+    return names.TOKEN_SHAPE.sub(lambda match: f"{match.group(0)[:4]}[masked]", text)

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse, HttpResponseBase, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,13 +27,13 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
-from orgs import names
 from orgs.console import OrganizationRequest, organization_view
 from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
 from tokens import services, usage
+from tokens.console import withhold_pasted_tokens
 from tokens.forms import (
     AddressesForm,
     ConfirmForm,
@@ -159,30 +159,6 @@ def _vary_on_htmx(response: HttpResponse) -> HttpResponse:
 
 # The free-text fields of the token forms, where someone may paste a secret.
 FREE_TEXT_FIELDS = ("name", "description", "reason")
-
-
-@sensitive_variables("pasted", "data")
-def _withhold_pasted_tokens(principal: Principal, form: Any) -> None:
-    """A form answered with errors never shows a token pasted into it again, and a live one is
-    treated as leaked even when another field failed before the services saw it (a secret the
-    services already processed is found already reported, and nothing changes twice)."""
-    if form is None or not isinstance(form.data, QueryDict):
-        return
-    data = form.data.copy()
-    pasted: list[str] = []
-    for field in FREE_TEXT_FIELDS:
-        values = data.getlist(field)
-        found = [secret for value in values for secret in names.TOKEN_SHAPE.findall(value)]
-        if found:
-            pasted += found
-            data.setlist(field, [_masked(value) for value in values])
-    if pasted:
-        services.treat_pasted_as_leaked(actor=principal, secrets=pasted)
-        form.data = data
-
-
-def _masked(text: str) -> str:
-    return names.TOKEN_SHAPE.sub(lambda match: f"{match.group(0)[:4]}[masked]", text)
 
 
 def _scope_policy(organization: Organization, scope: str) -> ScopePolicy:
@@ -489,7 +465,7 @@ def _create(request: OrganizationRequest, page: TokenScopePage) -> HttpResponse:
                 request, "tokens/token_create.html", "create-content", {**context, "issued": issued}
             )
     if request.method == "POST":
-        _withhold_pasted_tokens(principal, context["form"])
+        withhold_pasted_tokens(principal, context["form"], FREE_TEXT_FIELDS)
     template = "tokens/token_create.html"
     if _is_partial(request):
         template += "#create-content" if request.method == "POST" else "#create-dialog"
@@ -867,7 +843,7 @@ def _action_view(action_name: str) -> Any:
                 return response
             token.refresh_from_db()
         if request.method == "POST":
-            _withhold_pasted_tokens(request.principal, form)
+            withhold_pasted_tokens(request.principal, form, FREE_TEXT_FIELDS)
         elif request.method == "GET" and form.initial["version"] != token.version:
             form.conflict = True
         context["available"] = action_name in allowed_actions(request.principal, token, policy)

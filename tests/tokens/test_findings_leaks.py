@@ -129,3 +129,100 @@ def test_a_token_pasted_into_a_rename_that_fails_elsewhere_is_leaked_and_not_ech
     )
     assert pasted.secret not in response.content.decode()
     assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
+
+# The same for the other console forms with free text -------------------------------------------
+
+FILTERS = "/o/acme/ip-filters/"
+PEOPLE = "/o/acme/people/"
+
+
+def _shown_back(response, pasted):
+    return pasted.secret in response.content.decode()
+
+
+def _leaked(pasted):
+    return ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
+
+@pytest.mark.parametrize("field", ["name", "description", "rules_text"])
+def test_a_token_pasted_into_an_ip_filter_form_is_leaked_and_not_echoed(as_alice, org_admin, field):
+    pasted = issue(org_admin, name="Pasted into a filter")
+    data = {"name": "Office", "description": "", "rules_text": "allow 10.0.0.0/8\nnonsense"}
+    data[field] = f"{data[field]} {pasted.secret}".strip()
+    response = as_alice.post(f"{FILTERS}new/", data)
+    assert response.status_code == 200  # answered with errors
+    assert not _shown_back(response, pasted)
+    assert _leaked(pasted)
+
+
+def test_a_token_pasted_into_an_ip_filter_edit_is_leaked_and_not_echoed(as_alice, org_admin):
+    from policies.services import create_ip_filter
+
+    office = create_ip_filter(
+        actor=org_admin, organization=org_admin.organization, name="Office", rules_text="deny all"
+    )
+    pasted = issue(org_admin, name="Pasted into an edit")
+    response = as_alice.post(
+        f"{FILTERS}{office.pk}/edit/",
+        {
+            "name": "",
+            "description": pasted.secret,
+            "rules_text": "",
+            "expected_version": office.version,
+        },
+    )
+    assert response.status_code == 200
+    assert not _shown_back(response, pasted)
+    assert _leaked(pasted)
+
+
+def test_a_token_pasted_into_the_invite_form_is_leaked_and_not_echoed(as_alice, org_admin):
+    pasted = issue(org_admin, name="Pasted into an invitation")
+    response = as_alice.post(f"{PEOPLE}invite/", {"addressee": pasted.secret, "role": "member"})
+    assert not _shown_back(response, pasted)
+    assert _leaked(pasted)
+
+
+def test_a_token_pasted_into_the_create_person_form_is_leaked_and_not_echoed(
+    as_alice, org_admin, settings
+):
+    settings.KEYWARD_ALLOW_ORG_USER_CREATION = True
+    pasted = issue(org_admin, name="Pasted into a person")
+    response = as_alice.post(
+        f"{PEOPLE}new/", {"username": "", "display_name": pasted.secret, "role": "member"}
+    )
+    assert not _shown_back(response, pasted)
+    assert _leaked(pasted)
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_a_token_is_never_invited_and_is_treated_as_leaked(org_admin, field):
+    """The finding: a token pasted as the addressee was kept as a username invitation, listed
+    on the people page and in the success message."""
+    from people.models import Invitation
+    from people.services import invite
+
+    pasted = issue(org_admin, name="Pasted as an addressee")
+    value = pasted.secret if field == "username" else f"{pasted.secret}@example.com"
+    with pytest.raises(ValidationError) as raised:
+        invite(actor=org_admin, organization=org_admin.organization, **{field: value})
+    assert "API token" in raised.value.message_dict[field][0]
+    assert pasted.secret not in str(raised.value)
+    assert not Invitation.objects.exists()
+    assert _leaked(pasted)
+
+
+@pytest.mark.parametrize("field", ["username", "display_name"])
+def test_a_token_never_becomes_a_person_s_username_or_name(org_admin, settings, field):
+    from orgs.models import User
+    from people.services import create_person
+
+    settings.KEYWARD_ALLOW_ORG_USER_CREATION = True
+    pasted = issue(org_admin, name="Pasted as a person")
+    values = {"username": "fresh", "display_name": "Fresh", field: pasted.secret}
+    with pytest.raises(ValidationError) as raised:
+        create_person(actor=org_admin, organization=org_admin.organization, **values)
+    assert field in raised.value.message_dict
+    assert not User.objects.filter(username__in=["fresh", pasted.secret]).exists()
+    assert _leaked(pasted)
