@@ -618,30 +618,9 @@ def _invitation_event(
     )
 
 
-def _pasted_token_errors(
-    actor: Principal, fields: dict[str, tuple[str, str]]
-) -> dict[str, list[str]]:
-    """For each ``field: (label, value)`` holding a token's secret, the field's error; a live
-    one is treated as leaked at once (it was just typed into a form, and would otherwise be
-    kept, shown and mailed as a username or address)."""
-    errors: dict[str, list[str]] = {}
-    pasted: list[str] = []
-    for name, (label, value) in fields.items():
-        found = names.TOKEN_SHAPE.findall(value or "")
-        if found:
-            pasted += found
-            errors[name] = [
-                f"{label} cannot contain an API token. If it was a real token, it has been "
-                "treated as leaked."
-            ]
-    if pasted:
-        token_services.treat_pasted_as_leaked(actor=actor, secrets=pasted)
-    return errors
-
-
 def _clean_addressee(actor: Principal, email: str, username: str) -> tuple[str, str]:
     email, username = (email or "").strip(), (username or "").strip()
-    pasted = _pasted_token_errors(
+    pasted = token_services.pasted_token_errors(
         actor, {"email": ("An e-mail address", email), "username": ("A username", username)}
     )
     if pasted:
@@ -931,7 +910,7 @@ def create_person(
     if len(display_name.strip()) > 150:
         errors["display_name"] = ["A name has at most 150 characters."]
     errors.update(
-        _pasted_token_errors(
+        token_services.pasted_token_errors(
             actor, {"username": ("A username", username), "display_name": ("A name", display_name)}
         )
     )

@@ -186,6 +186,27 @@ def checked_text(
     return cleaned
 
 
+def pasted_token_errors(
+    actor: Principal, fields: dict[str, tuple[str, str]]
+) -> dict[str, list[str]]:
+    """For each ``field: (label, value)`` holding a token's secret, the field's error; a live
+    one is treated as leaked at once (it was just typed into a form, and would otherwise be
+    kept and shown wherever it was typed)."""
+    errors: dict[str, list[str]] = {}
+    pasted: list[str] = []
+    for name, (label, value) in fields.items():
+        found = names.TOKEN_SHAPE.findall(value or "")
+        if found:
+            pasted += found
+            errors[name] = [
+                f"{label} cannot contain an API token. If it was a real token, it has been "
+                "treated as leaked."
+            ]
+    if pasted:
+        treat_pasted_as_leaked(actor=actor, secrets=pasted)
+    return errors
+
+
 def treat_pasted_as_leaked(
     *, actor: Principal, secrets: Iterable[str], now: datetime | None = None
 ) -> int:

@@ -21,6 +21,7 @@ from access.errors import NotFound, VersionConflict
 from orgs import audit
 from orgs.models import Organization
 from orgs.principals import Principal
+from tokens import services as token_services
 from webhooks import addresses, notices, payloads, signing
 from webhooks import events as event_types
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -84,10 +85,17 @@ def shown_url(url: str) -> str:
 
 
 def _clean(
-    *, url: str | None, patterns: Any, description: str | None
+    actor: Principal, *, url: str | None, patterns: Any, description: str | None
 ) -> tuple[str | None, list[str] | None, str | None]:
-    """Validate the fields given (None: unchanged); raise ValidationError naming each bad one."""
-    errors: dict[str, list[str]] = {}
+    """Validate the fields given (None: unchanged); raise ValidationError naming each bad one.
+    A token's secret in the URL or the description is refused (and a live one treated as
+    leaked): both are shown to everyone who may read the endpoint, and the URL to receivers'
+    logs."""
+    errors: dict[str, list[str]] = token_services.pasted_token_errors(
+        actor, {"url": ("A URL", url or ""), "description": ("A description", description or "")}
+    )
+    if errors:
+        raise ValidationError(errors)
     if url is not None:
         try:
             url = check_destination(url).url
@@ -191,7 +199,7 @@ def create_endpoint(
     if events is None:
         raise ValidationError({"events": ["Choose at least one event type."]})
     cleaned_url, patterns, cleaned_description = _clean(
-        url=url, patterns=events, description=description or ""
+        actor, url=url, patterns=events, description=description or ""
     )
     # _clean gives back each field it was given: all three here.
     assert cleaned_url is not None and patterns is not None and cleaned_description is not None
@@ -244,7 +252,7 @@ def update_endpoint(
     """
     _require_visible(actor, endpoint)
     _require(actor, "write")
-    url, patterns, description = _clean(url=url, patterns=events, description=description)
+    url, patterns, description = _clean(actor, url=url, patterns=events, description=description)
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock(endpoint, expected_version)

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from access import rules
 from access.errors import NotFound, VersionConflict
 from orgs.console import OrganizationRequest, organization_view
+from tokens.console import withhold_pasted_tokens
 from webhooks import services
 from webhooks.forms import DeliveryFilterForm, EndpointForm, RotateForm, VersionForm, event_groups
 from webhooks.models import OPEN_STATUSES, DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -96,6 +97,7 @@ def endpoint_list(request: OrganizationRequest) -> HttpResponse:
 def _form_page(
     request: OrganizationRequest, form: EndpointForm, endpoint: WebhookEndpoint | None
 ) -> HttpResponse:
+    withhold_pasted_tokens(request.principal, form, ("url", "description"))
     return render(
         request,
         "webhooks/endpoint_form.html",

@@ -254,3 +254,23 @@ def test_a_queued_delivery_cannot_be_redelivered(org_admin):
     with pytest.raises(ValidationError) as raised:
         services.redeliver(actor=org_admin, delivery=test)
     assert "still queued" in field_errors(raised)["delivery"][0]
+
+
+@pytest.mark.parametrize("field", ["url", "description"])
+def test_a_token_in_an_endpoint_s_url_or_description_is_refused_and_treated_as_leaked(
+    org_admin, field
+):
+    from tests.factories import issue
+    from tokens.models import ApiToken
+
+    pasted = issue(org_admin, name="Pasted into an endpoint")
+    values = {
+        "url": f"{URL}?key={pasted.secret}" if field == "url" else URL,
+        "description": pasted.secret if field == "description" else "SIEM",
+    }
+    with pytest.raises(ValidationError) as raised:
+        create(org_admin, **values)
+    assert "API token" in field_errors(raised)[field][0]
+    assert pasted.secret not in str(raised.value)
+    assert not WebhookEndpoint.objects.exists()
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
