@@ -226,3 +226,46 @@ def test_a_page_number_past_the_end_or_nonsense_shows_a_real_page(as_alice, org_
     for page in ("9", "0", "x", "9" * 40):
         content = as_alice.get(f"/o/acme/tokens/?page={page}").content.decode()
         assert "token 2" in content and "3 tokens" in content
+
+
+# A token's secret typed into the filter box -----------------------------------------------------
+
+
+def test_a_secret_typed_into_the_filter_is_not_searched_shown_or_kept_live(as_alice, org_admin):
+    """Typed into the filter, a secret went into the URL and came back in the page (the box's
+    value, "no tokens match ..."), and stayed live."""
+    from tokens.models import ApiToken
+
+    pasted = issue(org_admin, name="Searched for")
+    response = as_alice.get(f"/o/acme/tokens/?q={pasted.secret}&status=all")
+    assert response.status_code == 302
+    assert pasted.secret not in response["Location"]
+    assert response["Location"] == "/o/acme/tokens/?status=all"
+    page = as_alice.get(response["Location"]).content.decode()
+    assert pasted.secret not in page
+    assert "That was an API token, not a search" in page
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
+
+def test_typed_while_filtering_as_you_type_the_browser_is_sent_to_the_list_without_it(
+    as_alice, org_admin
+):
+    from tokens.models import ApiToken
+
+    pasted = issue(org_admin, name="Searched for")
+    response = as_alice.get(f"/o/acme/tokens/?q=ci+{pasted.secret}", **HTMX)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/o/acme/tokens/"
+    assert pasted.secret not in response.content.decode()
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
+
+def test_a_made_up_secret_is_refused_alike_and_short_token_like_text_still_filters(
+    as_alice, org_admin
+):
+    issue(org_admin, name="kwo_ deploy key")
+    made_up = "kwo_" + "A" * 46
+    response = as_alice.get(f"/o/acme/tokens/?q={made_up}")
+    assert response.status_code == 302 and made_up not in response["Location"]
+    response = as_alice.get("/o/acme/tokens/?q=kwo_+deploy")
+    assert response.status_code == 200 and "kwo_ deploy key" in response.content.decode()
