@@ -30,6 +30,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -341,6 +342,17 @@ def _filtered(request: OrganizationRequest) -> tuple[AuditFilterForm, AuditLog]:
     return filtered_log(request.principal, request.organization, request.GET)
 
 
+def _refuse_secrets(request: OrganizationRequest) -> HttpResponse | None:
+    """A token's secret typed into a filter box ("Token" asks for a partial token, and a whole
+    one is what people have at hand) is not searched for, shown back in the page and its links,
+    or kept in an export's query: it is treated as leaked, and the browser sent to the log
+    without it."""
+    from tokens.console import refuse_secrets_in_query  # tokens builds on orgs
+
+    url = reverse("audit:log", kwargs={"org_slug": request.organization.slug})
+    return refuse_secrets_in_query(request, request.principal, url)
+
+
 def _query(base: QueryDict, **extra: str) -> str:
     query = base.copy()
     for name in POSITION_PARAMETERS:
@@ -359,6 +371,9 @@ def _position(request: HttpRequest, name: str) -> Position | None:
 @organization_view
 def log(request: OrganizationRequest) -> HttpResponse:
     """The organization's audit log, newest first, filtered, one page at a time by cursor."""
+    refused = _refuse_secrets(request)
+    if refused is not None:
+        return refused
     form, events = _filtered(request)
     partial = is_partial(request)
     context: dict[str, Any] = {
@@ -450,6 +465,9 @@ def csv_lines(events: AuditLog) -> Iterator[str]:
 def export(request: OrganizationRequest) -> HttpResponseBase:
     """The filtered events as CSV (all pages, newest first), streamed; the last line is
     ``# end of export: N events``."""
+    refused = _refuse_secrets(request)
+    if refused is not None:
+        return refused
     form, events = _filtered(request)
     if form.is_bound and form.errors:
         message = "; ".join(
@@ -488,6 +506,19 @@ def exports(request: OrganizationRequest) -> HttpResponse:
     """The person's audit exports prepared in the background; POST asks for one."""
     visible_events(request.principal)
     if request.method == "POST":
+        from tokens.console import secrets_in_query
+        from tokens.services import treat_pasted_as_leaked
+
+        pasted = secrets_in_query(QueryDict(request.POST.get("query", "")))
+        if pasted:
+            # Never kept in the export's query (nor shown in the list of exports).
+            treat_pasted_as_leaked(actor=request.principal, secrets=pasted)
+            messages.error(
+                request,
+                "An export's filter cannot contain an API token. If it was a real token, it "
+                "has been treated as leaked.",
+            )
+            return redirect("audit:exports", org_slug=request.organization.slug)
         try:
             audit_exports.request_export(
                 actor=request.principal,

@@ -27,13 +27,12 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
-from orgs import names
 from orgs.console import OrganizationRequest, organization_view
 from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
-from tokens import services, usage
+from tokens import console, services, usage
 from tokens.console import withhold_pasted_tokens
 from tokens.forms import (
     AddressesForm,
@@ -285,9 +284,11 @@ def _render_list(
     now = timezone.now()
     principal = request.principal
     current_url = page.inactive_url if inactive else page.list_url
-    pasted = names.TOKEN_SHAPE.findall(request.GET.get("q", ""))
-    if pasted:
-        return _refuse_searched_secret(request, principal, pasted, current_url)
+    # In the filter box or any other parameter (a second q, sort, status): every one of them
+    # goes back into the page's links and the redirect.
+    refused = console.refuse_secrets_in_query(request, principal, current_url, drop=("q", "count"))
+    if refused is not None:
+        return refused
     all_tokens = page.tokens(principal)
     filter_form = TokenFilterForm(request.GET, inactive=inactive)
     tokens = filter_form.filter(all_tokens, now).select_related("ip_filter")
@@ -343,30 +344,6 @@ def _render_list(
     if _is_partial(request):
         template += "#token-results"
     return _vary_on_htmx(render(request, template, context))
-
-
-@sensitive_variables("pasted")
-def _refuse_searched_secret(
-    request: OrganizationRequest, principal: Principal, pasted: list[str], current_url: str
-) -> HttpResponse:
-    """A token's secret typed into the filter box is not searched for, not shown back, and
-    treated as leaked like one pasted into any form (it has just gone into a URL: the browser's
-    history, proxies' logs). The answer sends the browser to the list without it, so that the
-    address bar and the history entry lose it too."""
-    services.treat_pasted_as_leaked(actor=principal, secrets=pasted)
-    messages.warning(
-        request,
-        "That was an API token, not a search: it was not searched for. If it was a real token, "
-        "it has been treated as leaked (revoked, its owner told). Remove it from your "
-        "browser's history.",
-    )
-    query = request.GET.copy()
-    query.pop("q", None)
-    query.pop("count", None)
-    url = f"{current_url}?{query.urlencode()}" if query else current_url
-    if _is_partial(request):
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
 
 
 @organization_view

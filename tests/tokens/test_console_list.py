@@ -269,3 +269,20 @@ def test_a_made_up_secret_is_refused_alike_and_short_token_like_text_still_filte
     assert response.status_code == 302 and made_up not in response["Location"]
     response = as_alice.get("/o/acme/tokens/?q=kwo_+deploy")
     assert response.status_code == 200 and "kwo_ deploy key" in response.content.decode()
+
+
+def test_a_secret_in_any_parameter_of_the_list_is_never_shown_back_or_redirected_to(
+    as_alice, org_admin
+):
+    """Only the last ``q`` was checked: a secret in an earlier ``q``, or in ``sort`` or
+    ``status``, went back into every link of the page (and into the redirect's Location)."""
+    from tokens.models import ApiToken
+
+    for number, query in enumerate(("q={}&q=deploy", "q=deploy&sort={}", "q={}&status={}")):
+        pasted = issue(org_admin, name=f"Searched for {number}")
+        response = as_alice.get("/o/acme/tokens/?" + query.format(pasted.secret, pasted.secret))
+        assert response.status_code == 302, query
+        assert pasted.secret not in response["Location"]
+        assert pasted.secret not in as_alice.get(response["Location"]).content.decode()
+        assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
+
