@@ -286,3 +286,17 @@ def test_a_secret_in_any_parameter_of_the_list_is_never_shown_back_or_redirected
         assert pasted.secret not in as_alice.get(response["Location"]).content.decode()
         assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
 
+
+def test_a_signed_out_visitor_s_secret_is_not_carried_to_the_sign_in_page(client, org_admin):
+    """The sign-in redirect's ``next`` carried the whole URL: the secret went into the
+    Location, the sign-in page's hidden field and every log of the next request."""
+    pasted = issue(org_admin, name="Searched for")
+    for headers in ({}, HTMX):
+        response = client.get(f"/o/acme/tokens/?q={pasted.secret}&status=all", **headers)
+        location = response.get("Location") or response["HX-Redirect"]
+        assert pasted.secret not in location
+        assert location == "/login/?next=/o/acme/tokens/%3Fstatus%3Dall"
+    page = client.get(f"/login/?next=/o/acme/tokens/%3Fq%3D{pasted.secret}").content.decode()
+    assert pasted.secret not in page
+    response = client.get(f"/o/{pasted.secret}/tokens/")
+    assert pasted.secret not in response["Location"]
