@@ -215,8 +215,15 @@ def treat_pasted_as_leaked(
     Returns how many matched; nothing about which ones goes back to the form."""
     from tokens import leaks  # leaks builds on these services
 
+    # A token-shaped run longer than a token (a secret with letters typed right after it) is
+    # also tried as the token it begins with: that secret was disclosed all the same.
+    candidates = [
+        candidate
+        for raw in secrets
+        for candidate in dict.fromkeys((raw, raw[: token_format.TOKEN_LENGTH]))
+    ]
     outcomes = leaks.process_reports(
-        [leaks.LeakReport(token=raw, source=leaks.PASTED_INTO_A_FORM) for raw in secrets],
+        [leaks.LeakReport(token=raw, source=leaks.PASTED_INTO_A_FORM) for raw in candidates],
         reporter_address=actor.address,
         reported_by=actor.name,
         now=now,

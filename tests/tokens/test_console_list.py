@@ -300,3 +300,14 @@ def test_a_signed_out_visitor_s_secret_is_not_carried_to_the_sign_in_page(client
     assert pasted.secret not in page
     response = client.get(f"/o/{pasted.secret}/tokens/")
     assert pasted.secret not in response["Location"]
+
+
+def test_a_secret_typed_with_more_letters_after_it_is_still_treated_as_leaked(as_alice, org_admin):
+    """``<secret>x`` is one token-shaped run of 54 characters: it matched no secret, so the
+    secret it begins with, disclosed in the URL all the same, stayed live."""
+    from tokens.models import ApiToken
+
+    pasted = issue(org_admin, name="Typed on")
+    response = as_alice.get(f"/o/acme/tokens/?q={pasted.secret}abc")
+    assert response.status_code == 302 and pasted.secret not in response["Location"]
+    assert ApiToken.objects.get(pk=pasted.token.pk).leaked_at is not None
