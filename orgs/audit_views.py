@@ -39,6 +39,7 @@ from orgs import audit_log
 from orgs import exports as audit_exports
 from orgs.audit_log import AuditLog, EventFilter, InvalidCursor, Position
 from orgs.console import OrganizationRequest, is_partial, organization_view, render_page_or_partial
+from orgs.disclosed import disclose, refuse_secrets_in_query, secrets_in_query
 from orgs.models import AuditEvent, AuditExport, Group, Organization, OrganizationMembership
 from orgs.principals import Principal
 
@@ -347,8 +348,6 @@ def _refuse_secrets(request: OrganizationRequest) -> HttpResponse | None:
     one is what people have at hand) is not searched for, shown back in the page and its links,
     or kept in an export's query: it is treated as leaked, and the browser sent to the log
     without it."""
-    from tokens.console import refuse_secrets_in_query  # tokens builds on orgs
-
     url = reverse("audit:log", kwargs={"org_slug": request.organization.slug})
     return refuse_secrets_in_query(request, request.principal, url)
 
@@ -506,13 +505,10 @@ def exports(request: OrganizationRequest) -> HttpResponse:
     """The person's audit exports prepared in the background; POST asks for one."""
     visible_events(request.principal)
     if request.method == "POST":
-        from tokens.console import secrets_in_query
-        from tokens.services import treat_pasted_as_leaked
-
         pasted = secrets_in_query(QueryDict(request.POST.get("query", "")))
         if pasted:
             # Never kept in the export's query (nor shown in the list of exports).
-            treat_pasted_as_leaked(actor=request.principal, secrets=pasted)
+            disclose(request.principal, pasted)
             messages.error(
                 request,
                 "An export's filter cannot contain an API token. If it was a real token, it "

@@ -27,12 +27,13 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
+from orgs import disclosed
 from orgs.console import OrganizationRequest, organization_view
 from orgs.console import is_partial as _is_partial
 from orgs.models import AuditEvent, Group, GroupMembership, Organization
 from orgs.principals import Principal
 from policies.models import IpFilter, ScopePolicy, SecurityPolicy
-from tokens import console, services, usage
+from tokens import services, usage
 from tokens.console import withhold_pasted_tokens
 from tokens.forms import (
     AddressesForm,
@@ -286,7 +287,9 @@ def _render_list(
     current_url = page.inactive_url if inactive else page.list_url
     # In the filter box or any other parameter (a second q, sort, status): every one of them
     # goes back into the page's links and the redirect.
-    refused = console.refuse_secrets_in_query(request, principal, current_url, drop=("q", "count"))
+    refused = disclosed.refuse_secrets_in_query(
+        request, principal, current_url, drop=("q", "count")
+    )
     if refused is not None:
         return refused
     all_tokens = page.tokens(principal)
