@@ -18,4 +18,6 @@ class TokensConfig(AppConfig):
         # leaked (orgs.disclosed).
         from orgs.disclosed import secrets_disclosed
 
-        secrets_disclosed.connect(_treat_disclosed_as_leaked, dispatch_uid="tokens.disclosed")
+        secrets_disclosed.connect(
+            _treat_disclosed_as_leaked, dispatch_uid="tokens: treat disclosed secrets as leaked"
+        )
