@@ -171,33 +171,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "name",
-        "description",
-        "partial_token",
-        "scope",
-        "organization",
-        "group",
-        "user",
-        "role",
-        "permissions",
-        "ip_filter",
-        "allowed_addresses",
-        "state",
-        "expires_at",
-        "revoked_at",
-        "revoked_by_name",
-        "revoked_reason",
-        "leaked_at",
-        "leaked_where",
-        "last_used_at",
-        "last_used_address",
-        "requests_last_30_days",
-        "version",
-        "created_at",
-        "created_by_name",
-        "modified_at",
-        "modified_by_name",
+    # Every field shown is read-only: a token changes only through the actions (the services).
+    readonly_fields = tuple(
+        str(name) for _title, options in fieldsets for name in options["fields"]
     )
 
     # What may be done here -------------------------------------------------------------------
