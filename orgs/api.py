@@ -255,7 +255,7 @@ def me(request: HttpRequest) -> HttpResponse:
     # Built from what authentication already loaded, as plain data under the schema's JSON
     # names, and rendered as is: every value below is the type PrincipalOut declares, so
     # validating it again on each call (the busiest operation, the one the bearer path is
-    # measured by: bench/auth.py) would only cost time. tests/orgs/test_api.py validates the
+    # measured by: bench/auth.py) would only cost time. tests/tokens/test_auth.py validates the
     # answer against PrincipalOut.
     principal = principal_of(request)
     token, user = principal.token, principal.user

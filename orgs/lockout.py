@@ -31,8 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from orgs import names
-from orgs.middleware import without_tokens
+from orgs.middleware import next_without_tokens
 
 USERNAME_MAX_LENGTH = 150
 
@@ -167,14 +166,9 @@ def lockout_response(
         context = {
             "form": AuthenticationForm(request, initial={"username": username}),
             "lockout": message,
-            "next": _next_without_tokens(request.POST.get("next", request.GET.get("next", ""))),
+            "next": next_without_tokens(request.POST.get("next", request.GET.get("next", ""))),
         }
     response = TemplateResponse(request, template, context, status=429)
     response["Retry-After"] = str(max(1, int((until - now).total_seconds())))
     response.render()
     return response
-
-
-def _next_without_tokens(url: str) -> str:
-    """The sign-in page's ``next`` without a token's secret (see ``orgs.middleware``)."""
-    return without_tokens(url) if names.TOKEN_SHAPE.search(url) else url

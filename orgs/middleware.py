@@ -11,6 +11,7 @@ from django.shortcuts import resolve_url
 from django_htmx.http import trigger_client_event
 
 from orgs import names
+from orgs.disclosed import query_without_secrets
 
 # The client event that carries them; static/keyward.js puts them in the live region.
 MESSAGES_EVENT = "messages"
@@ -24,11 +25,13 @@ def without_tokens(url: str) -> str:
     parts = urlsplit(url)
     if names.TOKEN_SHAPE.search(parts.path):
         return "/"
-    query = QueryDict(parts.query, mutable=True)
-    for key, values in list(query.lists()):
-        if names.TOKEN_SHAPE.search(key) or any(names.TOKEN_SHAPE.search(v) for v in values):
-            del query[key]
+    query = query_without_secrets(QueryDict(parts.query))
     return urlunsplit(parts._replace(query=query.urlencode(safe="/"), fragment=""))
+
+
+def next_without_tokens(url: str) -> str:
+    """A sign-in page's ``next`` as given, or without what holds a token's secret."""
+    return without_tokens(url) if url and names.TOKEN_SHAPE.search(url) else url
 
 
 def login_location_without_tokens(location: str) -> str:

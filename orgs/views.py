@@ -12,8 +12,8 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse_lazy
 
-from orgs import audit, lockout, names
-from orgs.middleware import without_tokens
+from orgs import audit, lockout
+from orgs.middleware import next_without_tokens
 from orgs.models import User
 from orgs.principals import Principal
 from policies.addresses import client_address
@@ -24,8 +24,7 @@ class SignInView(auth_views.LoginView):
 
     def get_redirect_url(self) -> str:
         # Never a token's secret in the form's hidden "next" or the redirect after sign-in.
-        url = super().get_redirect_url()
-        return without_tokens(url) if url and names.TOKEN_SHAPE.search(url) else url
+        return next_without_tokens(super().get_redirect_url())
 
 
 def password_change_form(user: User) -> PasswordChangeForm:

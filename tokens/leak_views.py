@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods
 
 from access import rules
+from orgs import names
 from orgs.models import User
 from orgs.principals import Principal
 from policies.addresses import client_address
@@ -75,6 +76,13 @@ def report_leak(request: HttpRequest) -> HttpResponse:
             )
             context["received"] = len(reports)
             context["form"] = ReportLeakForm()  # never echo what was pasted
+    if context["form"] is form and request.method == "POST":
+        # Answered with errors (or throttled): the secrets are reported only once the form is
+        # valid, so none is shown back, in either field, meanwhile.
+        data = request.POST.copy()
+        data["tokens"] = ""
+        data["where"] = names.TOKEN_SHAPE.sub("", data.get("where", ""))
+        form.data = data  # the errors stay, found on what was sent
     response = render(request, "tokens/report_leak.html", context, status=status)
     add_never_cache_headers(response)
     return response

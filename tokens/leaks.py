@@ -121,21 +121,29 @@ def process_report(
     except token_format.MalformedToken:
         return Outcome.NO_MATCH
     digests = [token_format.digest(raw, pepper) for _, pepper in settings.KEYWARD_TOKEN_PEPPERS]
-    if not TokenSecret.objects.filter(digest__in=digests).exists():
+    found = TokenSecret.objects.filter(digest__in=digests).values_list("token_id", flat=True)
+    token_id = found.first()
+    if token_id is None:
         return Outcome.NO_MATCH  # most reports, answered without a lock or a transaction
     with transaction.atomic():
-        secret = (
-            TokenSecret.objects.select_for_update(of=("self",)).filter(digest__in=digests).first()
-        )
-        if secret is None:  # regenerated or deleted meanwhile
-            return Outcome.NO_MATCH
-        if secret.leaked_at is not None:
-            return Outcome.ALREADY_REPORTED
+        # The token first, then its secret: the order the token services lock them in
+        # (regenerating, deleting), so that a report during either waits instead of
+        # deadlocking with it.
         token = (
             ApiToken.objects.select_for_update(of=("self",))
             .select_related("organization", "ip_filter", "user")
-            .get(pk=secret.token_id)
+            .filter(pk=token_id)
+            .first()
         )
+        secret = (
+            TokenSecret.objects.select_for_update(of=("self",))
+            .filter(digest__in=digests, token_id=token_id)
+            .first()
+        )
+        if token is None or secret is None:  # regenerated or deleted meanwhile
+            return Outcome.NO_MATCH
+        if secret.leaked_at is not None:
+            return Outcome.ALREADY_REPORTED
         outcome = _act(token, secret, report, reporter_address, reported_by, now)
     logger.info(
         "Leak report matched token %s of organization %s: %s",

@@ -104,7 +104,13 @@ def _public_key(key_id: str) -> ec.EllipticCurvePublicKey | None:
     pem = settings.KEYWARD_LEAK_REPORTER_KEYS.get(key_id)
     if pem is None:
         return None
-    key = load_pem_public_key(pem.encode("ascii"))
+    try:
+        key = load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, TypeError):
+        # A key the operator configured badly verifies nothing: the request is refused as
+        # from an unknown key, never a 500.
+        logger.error("KEYWARD_LEAK_REPORTER_KEYS entry %r is not a PEM public key", key_id)
+        return None
     return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 

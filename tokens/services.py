@@ -922,6 +922,16 @@ def update_token(
     """Change what is given (name, description, role and permissions, IP filter and allowed
     addresses) in one transaction, each part through its own service, each audited; nothing given or
     nothing different still checks the version."""
+    # The text is checked before the transaction: a live token pasted into it is treated as
+    # leaked in a transaction of its own, which the refusal below must not roll back.
+    errors: dict[str, list[str]] = {}
+    if name is not UNCHANGED:
+        errors["name"] = _validate_name(actor, name)[1]
+    if description is not UNCHANGED:
+        errors["description"] = _validate_description(actor, description)[1]
+    errors = {field_name: found for field_name, found in errors.items() if found}
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         current = _lock(token, expected_version)
         version = expected_version

@@ -27,6 +27,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from access import catalog, rules
 from access.errors import Forbidden, NotFound, PolicyViolation, TokenLeaked, VersionConflict
+from api.support import MAX_ID
 from orgs import disclosed
 from orgs.console import OrganizationRequest, organization_view
 from orgs.console import is_partial as _is_partial
@@ -193,6 +194,10 @@ class TokenScopePage:
 def _organization_page(request: OrganizationRequest) -> TokenScopePage:
     if not rules.may_list_tokens(request.principal, TokenScope.ORGANIZATION):
         raise PermissionDenied("Organization tokens are managed by the organization's admins.")
+    return _organization_links(request)
+
+
+def _organization_links(request: OrganizationRequest) -> TokenScopePage:
     slug = request.organization.slug
     return TokenScopePage(
         scope=TokenScope.ORGANIZATION,
@@ -244,18 +249,10 @@ def _page_of_token(request: OrganizationRequest, token: ApiToken) -> TokenScopeP
     """The list a token belongs to, for breadcrumbs and where to go after deleting it."""
     if token.scope == TokenScope.GROUP and token.group is not None:
         return _group_page(request, token.group)
-    if token.scope == TokenScope.PERSONAL and token.user_id == request.user.pk:
+    if rules.acts_as_owner(request.principal, token):
         return _personal_page(request)
-    slug = request.organization.slug
-    return TokenScopePage(
-        scope=token.scope,
-        organization=request.organization,
-        group=None,
-        list_url=reverse("tokens:list", kwargs={"org_slug": slug}),
-        create_url=reverse("tokens:create", kwargs={"org_slug": slug}),
-        title="Organization tokens",
-        inactive_url=reverse("tokens:inactive", kwargs={"org_slug": slug}),
-    )
+    # Links only: the token itself was already found through the viewer's visibility.
+    return _organization_links(request)
 
 
 # Landing --------------------------------------------------------------------------------------
@@ -487,7 +484,8 @@ def _replacing(request: OrganizationRequest, page: TokenScopePage) -> ApiToken |
     raw = request.GET.get("replace")
     if not raw:
         return None
-    if not raw.isdigit():
+    # isdecimal, not isdigit: "²" is a digit int() refuses; and no id beyond a bigint.
+    if not raw.isdecimal() or not 0 < int(raw) <= MAX_ID:
         raise Http404("No such API token.")
     token = _visible_token(request, int(raw))
     if token.scope != page.scope or token.group_id != (page.group.pk if page.group else None):

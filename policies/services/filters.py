@@ -240,6 +240,18 @@ def update_ip_filter(
     for every token that uses it. Needs ``api.ip-filters.write``."""
     _require_filter_visible(actor, ip_filter)
     rules.require_write_ip_filters(actor)
+    # A live token pasted into the text is treated as leaked before the transaction: the
+    # refusal would roll back a revocation made inside it.
+    pasted = token_services.pasted_token_errors(
+        actor,
+        {
+            "name": ("A name", name or ""),
+            "description": ("A description", description or ""),
+            "rules_text": ("The rules", rules_text or ""),
+        },
+    )
+    if pasted:
+        raise ValidationError(pasted)
     try:
         with transaction.atomic():
             locked = _lock_filter(ip_filter, expected_version)

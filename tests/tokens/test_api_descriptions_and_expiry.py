@@ -175,3 +175,22 @@ def test_the_schema_documents_the_header_and_the_description(client):
     assert {"description", "revokedAt", "revokedBy"} <= set(properties)
     assert "description" in schema["components"]["schemas"]["TokenCreateIn"]["properties"]
     assert "description" in schema["components"]["schemas"]["TokenPatchIn"]["properties"]
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_live_token_pasted_into_an_edit_is_refused_and_stays_treated_as_leaked(
+    admin_api, org_admin, field
+):
+    """The finding: the edit's transaction rolled back the revocation its own check had made,
+    so the answer said "treated as leaked" while the token stayed active."""
+    token = issue(org_admin, name="Edited").token
+    victim = issue(org_admin, name="Victim")
+    response = admin_api.patch(
+        f"/api-tokens/{token.pk}", {"version": token.version, field: f"x {victim.secret}"}
+    )
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    victim.token.refresh_from_db()
+    assert victim.token.status == "revoked" and victim.token.leaked_at is not None
+    token.refresh_from_db()
+    assert token.version == 1 and token.name == "Edited"

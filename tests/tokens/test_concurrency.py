@@ -125,3 +125,39 @@ def test_twenty_simultaneous_reports_of_one_token_revoke_it_once_with_one_leak_e
     assert token.status == "revoked" and token.version == 2
     assert AuditEvent.objects.filter(action="token.leaked", object_id=str(token.pk)).count() == 1
     assert not AuditEvent.objects.filter(action="token.revoked", object_id=str(token.pk)).exists()
+
+
+def test_a_leak_report_during_a_regeneration_waits_for_it_instead_of_deadlocking(org_admin):
+    """The finding: a report locked the secret and then the token, the token services lock the
+    token and then its secrets; a report landing inside a regeneration deadlocked with it, and
+    one of them failed with a database error. Here the regeneration is held open with the token
+    locked, a report starts, then the regeneration changes the secret and commits."""
+    import time
+
+    from django.db import transaction
+
+    from tokens import leaks
+
+    issued = issue(org_admin)
+    outcome = {}
+
+    def report():
+        try:
+            outcome["value"] = leaks.process_report(
+                leaks.LeakReport(token=issued.secret, url="https://example.com/x"),
+                reporter_address=None,
+            )
+        except Exception as error:
+            outcome["value"] = error
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        ApiToken.objects.select_for_update().get(pk=issued.token.pk)  # as a regeneration does
+        reporter = threading.Thread(target=report)
+        reporter.start()
+        time.sleep(0.5)  # the report is now waiting on a lock
+        TokenSecret.objects.filter(token=issued.token).update(digest="replaced-by-regeneration")
+    reporter.join(timeout=30)
+    assert not isinstance(outcome.get("value"), Exception), outcome
+    assert outcome["value"] == leaks.Outcome.NO_MATCH  # the secret it named was gone by then

@@ -137,3 +137,19 @@ def test_someone_elses_personal_token_is_replaced_by_its_owner_only(
     assert "Create a replacement" in own
     form = client.get(f"/o/acme/me/tokens/new/?replace={carols.pk}").content.decode()
     assert 'value="laptop (replacement)"' in form
+
+
+def test_a_report_answered_with_an_error_shows_no_secret_back(as_carol, org_admin):
+    """More than 100 lines is an error: the form came back with every pasted secret in it."""
+    issued = issue(org_admin, name="deploy")
+    lines = "\n".join([issued.secret] + [f"kwo_{index}" for index in range(100)])
+    response = as_carol.post(REPORT, {"tokens": lines, "where": f"ci log {issued.secret}"})
+    content = response.content.decode()
+    assert "At most 100 tokens" in content
+    assert issued.secret not in content
+    assert "ci log" in content  # what was typed about where is kept, less the secret
+
+
+@pytest.mark.parametrize("raw", ["²", "99999999999999999999", "-1", "0"])
+def test_a_replacement_of_an_impossible_id_is_a_404(as_alice, raw):
+    assert as_alice.get(f"/o/acme/tokens/new/?replace={raw}").status_code == 404

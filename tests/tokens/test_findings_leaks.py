@@ -226,3 +226,26 @@ def test_a_token_never_becomes_a_person_s_username_or_name(org_admin, settings, 
     assert field in raised.value.message_dict
     assert not User.objects.filter(username__in=["fresh", pasted.secret]).exists()
     assert _leaked(pasted)
+
+
+@pytest.mark.parametrize("field", ["name", "description", "rules_text"])
+def test_a_token_pasted_into_an_ip_filter_edit_stays_treated_as_leaked_through_the_service(
+    org_admin, field
+):
+    """The edit's transaction rolled back the revocation its own check had made (the API's
+    PATCH goes straight to the service, with no form to catch it first)."""
+    from policies.services import create_ip_filter, update_ip_filter
+
+    office = create_ip_filter(
+        actor=org_admin, organization=org_admin.organization, name="Office", rules_text="deny all"
+    )
+    pasted = issue(org_admin, name="Pasted into a filter edit")
+    with pytest.raises(ValidationError) as raised:
+        update_ip_filter(
+            actor=org_admin,
+            ip_filter=office,
+            expected_version=office.version,
+            **{field: f"x {pasted.secret}"},
+        )
+    assert field in raised.value.message_dict
+    assert _leaked(pasted)

@@ -289,3 +289,14 @@ def test_text_no_database_can_store_is_refused_naming_the_field(client, org_admi
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [f"0.{field}"]
     assert ApiToken.objects.get(pk=issued.token.pk).status == "active"
+
+
+def test_a_reporter_key_configured_badly_refuses_its_reports_never_a_500(client, settings):
+    settings.KEYWARD_LEAK_REPORTER_KEYS = {"github-key-1": "not a PEM key"}
+    body = json.dumps([{"token": "kwo_x"}]).encode()
+    headers = {
+        "Github-Public-Key-Identifier": "github-key-1",
+        "Github-Public-Key-Signature": "bm90IGEgc2lnbmF0dXJl",
+    }
+    response = client.post(ENDPOINT, body, content_type="application/json", headers=headers)
+    assert response.status_code == 401
