@@ -907,13 +907,15 @@ def create_person(
         errors["username"] = ["Use letters, digits and @ . + - _ only."]
     if not username or len(username) > 150:
         errors["username"] = ["Give a username of at most 150 characters."]
-    if len(display_name.strip()) > 150:
-        errors["display_name"] = ["A name has at most 150 characters."]
-    errors.update(
-        token_services.pasted_token_errors(
-            actor, {"username": ("A username", username), "display_name": ("A name", display_name)}
-        )
+    # A name follows the one rule for names (control and invisible characters, a pasted
+    # token treated as leaked); the username, a login, is checked for a token separately.
+    checked_name = token_services.checked_text(
+        actor, display_name, label="A name", max_length=150, required=False
     )
+    display_name = checked_name.value
+    if checked_name.errors:
+        errors["display_name"] = checked_name.errors
+    errors.update(token_services.pasted_token_errors(actor, {"username": ("A username", username)}))
     if errors:
         raise ValidationError(errors)
     rules.require_grant(actor, rules.organization_role_rights(role), "role")

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from access.errors import DomainError
@@ -172,11 +172,8 @@ def unused_tokens(criteria: Criteria, now: datetime) -> QuerySet[ApiToken]:
     """Active, unexpired tokens not used (nor created) within ``unused_for``."""
     if criteria.unused_for is None:
         return ApiToken.objects.none()
-    cutoff = now - criteria.unused_for
     return _scoped(
-        ApiToken.objects.active(now).filter(
-            Q(last_used_at__lte=cutoff) | Q(last_used_at__isnull=True, created_at__lte=cutoff)
-        ),
+        ApiToken.objects.active(now).filter(unused.unused_before(now - criteria.unused_for)),
         criteria,
     )
 

@@ -32,7 +32,12 @@ def reason(days: int) -> str:
 
 def unused_since(days: int, now: datetime) -> Q:
     """Not used (nor, never used, created) within the last ``days`` days."""
-    cutoff = now - timedelta(days=days)
+    return unused_before(now - timedelta(days=days))
+
+
+def unused_before(cutoff: datetime) -> Q:
+    """Not used (nor, never used, created) since ``cutoff``: the one definition of unused, for
+    the policy's setting and ``cleanup_tokens --unused-for`` alike."""
     return Q(last_used_at__lte=cutoff) | Q(last_used_at__isnull=True, created_at__lte=cutoff)
 
 

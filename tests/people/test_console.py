@@ -147,3 +147,16 @@ def test_creating_a_person_is_offered_only_where_allowed(client, world, settings
     assert user.check_password(password)
     assert password not in str(list(AuditEvent.objects.values_list("changes", flat=True)))
     assert password not in client.get(PEOPLE).content.decode()
+
+
+def test_a_new_person_s_name_follows_the_one_rule_for_names(client, world, settings):
+    """The name was only measured: a control character went through where every other name
+    in the product refuses it."""
+    settings.KEYWARD_ALLOW_ORG_USER_CREATION = True
+    client.force_login(world.alice)
+    response = client.post(
+        f"{PEOPLE}new/", {"username": "fresh", "display_name": "Fresh\u202egnp", "role": "member"}
+    )
+    assert response.status_code == 400
+    assert "text-direction" in response.content.decode()
+    assert not User.objects.filter(username="fresh").exists()
